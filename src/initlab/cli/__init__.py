@@ -1,0 +1,1 @@
+"""The ``initlab`` command line (Typer): one sub-app per noun, thin commands."""
