@@ -91,4 +91,3 @@ def activation_name_of(module: nn.Module) -> str | None:
 def apply_activation(name: str, x: torch.Tensor) -> torch.Tensor:
     """Apply the named activation functionally (used by batched code paths)."""
     return activation_info(name).build()(x)
-

@@ -43,7 +43,9 @@ def cnn(
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     size, c_in = image_size, in_channels
     for i, c_out in enumerate(channels, 1):
-        layers[f"conv{i}"] = nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, bias=bias)
+        layers[f"conv{i}"] = nn.Conv2d(
+            c_in, c_out, kernel_size, padding=kernel_size // 2, bias=bias
+        )
         if batchnorm:
             layers[f"norm{i}"] = nn.BatchNorm2d(c_out)
         layers[f"act{i}"] = make_activation(activation)

@@ -1,0 +1,62 @@
+"""The ``initlab`` command: a Typer app with one sub-app per noun.
+
+User mistakes raise :class:`initlab.errors.InitlabError`; :func:`main` turns them into one
+line on stderr and exit status 2, so nobody sees a traceback for a typo.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from initlab import __version__
+from initlab.cli import data_cmd, init_cmd, store_cmd
+from initlab.cli.diagnose_cmd import diagnose_command
+from initlab.errors import InitlabError
+
+app = typer.Typer(
+    name="initlab",
+    help=(
+        "Weight initialization, signal-propagation probes and the classic training "
+        "experiments, on PyTorch."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(init_cmd.app, name="init", help="Initialization schemes: list and explain them.")
+app.add_typer(data_cmd.app, name="data", help="Datasets: fetch MNIST, show what is cached.")
+app.add_typer(store_cmd.app, name="store", help="The run store: list runs, export to TensorBoard.")
+app.command(
+    "diagnose",
+    help="One forward/backward pass; per layer: vanishing, exploding, saturated, dead, symmetric.",
+)(diagnose_command)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"initlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Weight initialization, signal-propagation probes and the classic experiments."""
+
+
+def main() -> None:
+    """Console-script entry point: run the app, printing user errors as one line (exit 2)."""
+    try:
+        app()
+    except InitlabError as err:
+        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
