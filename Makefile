@@ -15,14 +15,14 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)  ## create .venv and install initlab with its dev tools
 
 demo: $(STAMP)  ## the main job on defaults
-	$(BIN)/initlab diagnose
+	$(BIN)/initlab demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests $(wildcard benchmarks)
+	$(BIN)/ruff format --check src tests $(wildcard benchmarks)
 
 test: $(STAMP)  ## lint, then the whole test suite
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests $(wildcard benchmarks)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

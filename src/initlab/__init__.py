@@ -1,8 +1,9 @@
 """initlab: weight initialization, signal-propagation probes and the classic experiments.
 
 The curated public API. Sub-packages hold the rest: :mod:`initlab.init` (schemes),
-:mod:`initlab.models`, :mod:`initlab.probes`, :mod:`initlab.data`, :mod:`initlab.train`
-and :mod:`initlab.store`. The store (SQLAlchemy) loads on first use, so that
+:mod:`initlab.models`, :mod:`initlab.probes`, :mod:`initlab.data`, :mod:`initlab.train`,
+:mod:`initlab.store`, :mod:`initlab.experiments` and :mod:`initlab.report`. The store
+(SQLAlchemy), the experiments and the report (matplotlib) load on first use, so that
 ``import initlab`` stays as light as PyTorch allows.
 """
 
@@ -45,11 +46,17 @@ _LAZY = {
     "RunStore": "initlab.store",
     "save_result": "initlab.store",
     "export_tensorboard": "initlab.store",
+    "Experiment": "initlab.experiments",
+    "get_experiment": "initlab.experiments",
+    "list_experiments": "initlab.experiments",
+    "run_experiment": "initlab.experiments",
+    "run_suite": "initlab.experiments",
+    "build_report": "initlab.report",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Load the store's names on first use (it pulls in SQLAlchemy)."""
+    """Load the store's, experiments' and report's names on first use."""
     if name in _LAZY:
         import importlib
 
@@ -62,6 +69,7 @@ __all__ = [
     "OPTIMIZER_NAMES",
     "Dataset",
     "Diagnosis",
+    "Experiment",
     "InitSummary",
     "InitlabError",
     "MLPSpec",
@@ -71,6 +79,7 @@ __all__ = [
     "RunStore",
     "TrainResult",
     "__version__",
+    "build_report",
     "cnn",
     "critical_point",
     "deep_cnn",
@@ -82,8 +91,10 @@ __all__ = [
     "fit",
     "gain",
     "gaussian_inputs",
+    "get_experiment",
     "get_scheme",
     "initialize",
+    "list_experiments",
     "list_schemes",
     "load_cifar10",
     "load_mnist",
@@ -93,6 +104,8 @@ __all__ = [
     "minibatches",
     "mlp",
     "parse_scheme",
+    "run_experiment",
+    "run_suite",
     "save_result",
     "shapeset_stream",
     "summarize",

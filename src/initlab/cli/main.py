@@ -13,6 +13,8 @@ import typer
 from initlab import __version__
 from initlab.cli import data_cmd, init_cmd, store_cmd
 from initlab.cli.diagnose_cmd import diagnose_command
+from initlab.cli.report_cmd import report_command
+from initlab.cli.run_cmd import list_command, run_command, suite_command
 from initlab.errors import InitlabError
 
 app = typer.Typer(
@@ -32,6 +34,14 @@ app.command(
     "diagnose",
     help="One forward/backward pass; per layer: vanishing, exploding, saturated, dead, symmetric.",
 )(diagnose_command)
+app.command("list", help="Every experiment with a one-line description and its expected cost.")(
+    list_command
+)
+app.command("run", help="Run one experiment preset: stored, resumable, with figures.")(run_command)
+app.command(
+    "demo", help="The quick suite (A1, A2, A3, B1, optimizer paths) ending in the HTML report."
+)(suite_command)
+app.command("report", help="Build the static HTML report of a workspace.")(report_command)
 
 
 def _version_callback(value: bool) -> None:

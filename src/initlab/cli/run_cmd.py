@@ -1,0 +1,128 @@
+"""``initlab run NAME``, ``initlab list`` and ``initlab demo`` (the quick suite).
+
+Thin commands: each calls one library function of :mod:`initlab.experiments` and prints
+what it did with rich. User mistakes (unknown experiment, bad ``--set``) raise
+:class:`initlab.errors.InitlabError`; the main entry point prints them as one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from initlab.experiments import (
+    ExperimentResult,
+    get_experiment,
+    list_experiments,
+    run_experiment,
+    run_suite,
+)
+from initlab.experiments.config import config_to_dict, field_help
+
+
+def _console() -> Console:
+    """A console per command, so its width follows the terminal (or $COLUMNS) of the call."""
+    return Console()
+
+
+def list_command() -> None:
+    """List the experiments: name, what it shows, expected cost (full and --quick)."""
+    console = _console()
+    table = Table(title="initlab experiments", title_justify="left")
+    table.add_column("name", style="bold cyan", no_wrap=True)
+    table.add_column("description")
+    table.add_column("cost", no_wrap=True)
+    table.add_column("--quick", no_wrap=True)
+    for experiment in list_experiments():
+        table.add_row(
+            experiment.name, experiment.description, experiment.cost, experiment.quick_cost
+        )
+    console.print(table)
+    console.print("Run one with [bold]initlab run NAME[/]; its settings: initlab run NAME --show")
+
+
+def show_settings(name: str) -> None:
+    """Print an experiment's settings: key, default value, help."""
+    console = _console()
+    experiment = get_experiment(name)
+    defaults = config_to_dict(experiment.Config())
+    helps = field_help(experiment.Config)
+    table = Table(title=f"{name}: settings (--set key=value)", title_justify="left")
+    table.add_column("key", style="bold cyan", no_wrap=True)
+    table.add_column("default")
+    table.add_column("quick", style="yellow")
+    table.add_column("meaning")
+    for key, value in defaults.items():
+        quick = experiment.quick.get(key, "")
+        table.add_row(key, repr(value), "" if quick == "" else repr(quick), helps.get(key, ""))
+    console.print(table)
+    console.print(f"[dim]{experiment.source}[/]")
+
+
+def print_result(result: ExperimentResult) -> None:
+    """Print what a run did: runs computed / resumed, verdicts, where the files are."""
+    console = _console()
+    bad = [f"{key} ({status})" for key, status in result.statuses.items() if status != "done"]
+    line = (
+        f"[bold green]{result.name}[/]: {len(result.executed)} run(s) computed, "
+        f"{len(result.skipped)} found in the store"
+    )
+    if bad:
+        line += f", [red]{len(bad)} not done: {', '.join(bad)}[/]"
+    console.print(line)
+    for verdict in result.verdicts:
+        console.print(f"  • {verdict}")
+    console.print(f"  figures and summary: {result.out_dir}")
+
+
+def run_command(
+    name: Annotated[str, typer.Argument(help="Experiment to run (see `initlab list`).")],
+    set: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override a setting: key=value, the value a TOML literal (0.01, [1, 2], "
+            "'he_normal', {adam = 0.1}). Repeatable.",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="A TOML file of settings.")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="Workspace folder: runs.db and one folder per experiment.")
+    ] = Path("initlab-runs"),
+    seed: Annotated[int, typer.Option("--seed", help="Base seed of the runs.")] = 0,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smoke-test settings: under a minute.")
+    ] = False,
+    show: Annotated[
+        bool, typer.Option("--show", help="Print the settings with their defaults and exit.")
+    ] = False,
+) -> None:
+    """Run (or resume) one experiment; write its figures, summary.json, and print verdicts."""
+    if show:
+        show_settings(name)
+        return
+    result = run_experiment(
+        name, overrides=set or [], config_file=config, out_dir=out, seed=seed, quick=quick
+    )
+    print_result(result)
+    _console().print(f"  report: initlab report {name} --out {out}")
+
+
+def suite_command(
+    out: Annotated[
+        Path, typer.Option("--out", help="Workspace folder for the runs and the report.")
+    ] = Path("initlab-runs"),
+    quick: Annotated[
+        bool, typer.Option("--quick/--full", help="Quick settings (default) or the full presets.")
+    ] = True,
+    seed: Annotated[int, typer.Option("--seed", help="Base seed of the runs.")] = 0,
+) -> None:
+    """The classic lessons in a few minutes: run the suite, then build the HTML report."""
+    _, report = run_suite(out, quick=quick, seed=seed, on_done=print_result)
+    typer.echo(f"report: {report}")

@@ -1,0 +1,287 @@
+"""A1 activation-histograms: per-layer activation histograms of a 5-layer net at init.
+
+Source: Saito, "Deep Learning from Scratch" (ゼロから作るDeep Learning, 2016), section 6.2
+("weight initial values"), ``weight_init_activation_histogram.py``: a 1000 x 100 standard
+normal input goes through 5 fully connected layers of 100 units without bias,
+``a_l = z_{l-1} W_l``, ``z_l = phi(a_l)``, with ``W ~ N(0, std^2)``; one 30-bin histogram
+per layer. Expected: sigmoid with std 1 piles up at 0 and 1 (saturated: its gradient
+``phi' = phi (1 - phi)`` vanishes there); std 0.01 collapses to 0.5 (sigmoid) or 0 (ReLU),
+so all units say the same thing; sqrt(1/n) ("Xavier" in the book, LeCun in fact) keeps
+sigmoid and tanh spread; ReLU needs sqrt(2/n) (He).
+
+Fix of the source: the book draws every histogram on the range (0, 1), which hides the
+negative half of tanh; here each histogram uses the activation's real range (tanh
+(-1, 1), sigmoid (0, 1), ReLU [0, max of the layer]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
+
+import torch
+
+from initlab.activations import activation_info
+from initlab.experiments.base import (
+    Experiment,
+    ExperimentData,
+    Progress,
+    Recorder,
+    RunOutcome,
+    RunSpec,
+    no_progress,
+)
+from initlab.experiments.common import (
+    check_activations,
+    check_inits,
+    check_positive,
+    fmt,
+    init_label,
+    pct,
+    run_seeds,
+)
+from initlab.experiments.registry import register
+from initlab.report.figures import FigureInfo, HistogramPanel
+
+EDGE = 0.05
+"""An activation within this distance of an end of a bounded activation's range counts as
+piled up at that end (the test of "most mass at 0 and 1")."""
+
+
+@dataclass(frozen=True)
+class ActivationHistogramsConfig:
+    activations: Annotated[tuple[str, ...], "activation functions, one figure each"] = (
+        "sigmoid",
+        "tanh",
+        "relu",
+    )
+    inits: Annotated[
+        tuple[str, ...],
+        "weight init schemes (rows): std 1, std 0.01, sqrt(1/n) (book's 'Xavier'), "
+        "sqrt(2/n) (He), Glorot's sqrt(2/(n_in+n_out))",
+    ] = ("normal:std=1", "normal:std=0.01", "lecun_normal", "he_normal", "xavier_normal")
+    samples: Annotated[int, "number of input vectors (rows of the standard normal input)"] = 1000
+    width: Annotated[int, "input size and units per layer (n)"] = 100
+    layers: Annotated[int, "number of fully connected layers"] = 5
+    bins: Annotated[int, "histogram bins per layer"] = 30
+    bias: Annotated[bool, "give the layers a bias (the book has none)"] = False
+    seeds: Annotated[int, "number of seeds; each is a separate run"] = 1
+
+
+@register
+class ActivationHistograms(Experiment):
+    """Histograms of every layer's activations at init, per activation and weight std."""
+
+    name = "activation-histograms"
+    description = "A1: per-layer activation histograms at init, per activation x weight scale"
+    cost = "~10 s"
+    source = "Saito, Deep Learning from Scratch (2016), sec. 6.2: weight init histograms"
+    Config = ActivationHistogramsConfig
+    quick: ClassVar[dict[str, Any]] = {}  # the full preset is already a few seconds
+
+    def validate(self, config: ActivationHistogramsConfig) -> None:
+        super().validate(config)
+        check_activations(config.activations)
+        check_inits(config.inits)
+        check_positive(
+            samples=config.samples, width=config.width, layers=config.layers, bins=config.bins
+        )
+
+    def plan(self, config: ActivationHistogramsConfig, seed: int = 0) -> list[RunSpec]:
+        runs = []
+        for s in run_seeds(seed, config.seeds):
+            for activation in config.activations:
+                for init in config.inits:
+                    key = f"{activation}/{init}" + (f"/seed={s}" if config.seeds > 1 else "")
+                    spec = {
+                        "activation": activation,
+                        "init": init,
+                        "samples": config.samples,
+                        "width": config.width,
+                        "layers": config.layers,
+                        "bins": config.bins,
+                        "bias": config.bias,
+                    }
+                    runs.append(RunSpec(key, spec, s))
+        return runs
+
+    def execute(
+        self,
+        run: RunSpec,
+        config: ActivationHistogramsConfig,
+        recorder: Recorder,
+        progress: Progress = no_progress,
+    ) -> RunOutcome:
+        from initlab.data.gaussian import gaussian_inputs
+        from initlab.init import initialize
+        from initlab.models import mlp
+        from initlab.probes.stats import histogram, summarize
+
+        spec = run.spec
+        activation, width, layers = spec["activation"], spec["width"], spec["layers"]
+        info = activation_info(activation)
+        # 1. the network: `layers` Linear(width, width) + activation (mlp's last Linear unused)
+        model = mlp([width] * (layers + 2), activation, bias=spec["bias"])
+        initialize(model, spec["init"], seed=run.seed)
+        # 2. the input: samples x width standard normal, its own seed stream
+        x = gaussian_inputs(spec["samples"], width, seed=run.seed)
+        records = []
+        with torch.no_grad():
+            z = x
+            for layer in range(1, layers + 1):
+                z = getattr(model, f"act{layer}")(getattr(model, f"linear{layer}")(z))
+                stats = summarize(z, activation)
+                stats["zero"] = float((z == 0).float().mean())
+                if info.output_range is not None:
+                    lo, hi = info.output_range
+                    stats["near_ends"] = float(((z - lo < EDGE) | (hi - z < EDGE)).float().mean())
+                edges, counts = histogram(z, bins=spec["bins"], activation=activation)
+                records.append(
+                    {
+                        "step": 0,
+                        "layer": f"act{layer}",
+                        "kind": "activation",
+                        "stats": stats,
+                        "histogram": {"edges": edges, "counts": counts},
+                    }
+                )
+                progress(layer, layers)
+        recorder.log_probes(records)
+        first, last = records[0]["stats"]["std"], records[-1]["stats"]["std"]
+        return RunOutcome("done", {"std_first": first, "std_last": last})
+
+    # -- results ----------------------------------------------------------------------
+    @staticmethod
+    def _layer_records(data: ExperimentData, key: str) -> list[dict[str, Any]]:
+        run = data.get(key)
+        records = run.probe_records(kind="activation")
+        return sorted(records, key=lambda r: int(r["layer"].removeprefix("act")))
+
+    def figures(self, config: ActivationHistogramsConfig, data: ExperimentData) -> list[FigureInfo]:
+        figures = []
+        for activation in config.activations:
+            runs = [r for r in data.finished() if r.spec["activation"] == activation]
+            if not runs:
+                continue
+            info = activation_info(activation)
+            clip_zero = info.can_die  # ReLU's spike at 0 would flatten every other bin
+            grid: list[list[HistogramPanel | None]] = []
+            peak = 0.0
+            for run in runs:
+                records = sorted(
+                    run.probe_records(kind="activation"),
+                    key=lambda r: int(r["layer"].removeprefix("act")),
+                )
+                row: list[HistogramPanel | None] = []
+                for i, record in enumerate(records):
+                    hist = record["histogram"]
+                    total = max(sum(hist["counts"]), 1)
+                    fractions = [c / total for c in hist["counts"]]
+                    visible = fractions[1:] if clip_zero else fractions
+                    peak = max(peak, max(visible, default=0.0))
+                    stats = record["stats"]
+                    note = f"std {fmt(stats['std'], 2)}"
+                    if clip_zero:
+                        note += f"\nat 0: {pct(stats['zero'])}"
+                    row.append(
+                        HistogramPanel(
+                            edges=hist["edges"],
+                            counts=fractions,
+                            xlabel="activation value" if run is runs[-1] else "",
+                            ylabel="fraction of values" if i == 0 else "",
+                            xlim=(hist["edges"][0], hist["edges"][-1]),
+                            note=note,
+                            color="tab:blue" if not clip_zero else "tab:green",
+                        )
+                    )
+                grid.append(row)
+            for row in grid:
+                panels = [p for p in row if p is not None]
+                # unbounded activations: one x range per row, so growth and collapse show
+                row_lo = min(p.edges[0] for p in panels)
+                row_hi = max(p.edges[-1] for p in panels)
+                for panel in panels:
+                    panel.ylim = (0.0, peak * 1.08 if peak > 0 else 1.0)
+                    if info.output_range is None:
+                        panel.xlim = (row_lo, row_hi)
+            seeds = " (per seed)" if config.seeds > 1 else ""
+            clip = " The bar at 0 is cut off: its height is given as 'at 0'." if clip_zero else ""
+            range_text = (
+                f"x axis: the {activation} range {info.output_range}"
+                if info.output_range is not None
+                else "x axis: [0, largest value of the row], shared along each row (each "
+                "layer's 30 bins span [0, its own max])"
+            )
+            figures.append(
+                FigureInfo(
+                    name=f"histograms-{activation}",
+                    title=f"{activation}: activations per layer at init, by weight init{seeds}",
+                    panels=grid,
+                    caption=(
+                        f"Rows: weight init; columns: layers 1-{config.layers} of "
+                        f"{config.width} units; input {config.samples} x {config.width} "
+                        f"standard normal. {range_text}; y axis: fraction of the "
+                        f"{config.samples * config.width} values per bin, shared.{clip}"
+                    ),
+                    sharey=True,
+                    panel_size=(2.3, 1.7),
+                    row_labels=[
+                        init_label(r.spec["init"]) + (f" s{r.run.seed}" if config.seeds > 1 else "")
+                        for r in runs
+                    ],
+                    col_labels=[f"layer {i}" for i in range(1, config.layers + 1)],
+                )
+            )
+        return figures
+
+    def summary(self, config: ActivationHistogramsConfig, data: ExperimentData) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for run in data.finished():
+            records = self._layer_records(data, run.key)
+            stds = [r["stats"]["std"] for r in records]
+            row: dict[str, Any] = {
+                "activation": run.spec["activation"],
+                "init": run.spec["init"],
+                "std_first": stds[0],
+                "std_last": stds[-1],
+                "std_ratio": stds[-1] / stds[0] if stds[0] > 0 else float("inf"),
+                "std_per_layer": stds,
+                "mean_last": records[-1]["stats"]["mean"],
+            }
+            if "near_ends" in records[0]["stats"]:
+                ends = [r["stats"]["near_ends"] for r in records]
+                row["near_ends_min"] = min(ends)
+                row["near_ends_per_layer"] = ends
+            if activation_info(run.spec["activation"]).can_die:
+                row["zero_last"] = records[-1]["stats"]["zero"]
+            out[run.key] = row
+        return out
+
+    def verdicts(self, summary: dict[str, Any]) -> list[str]:
+        by_activation: dict[str, list[str]] = {}
+        for row in summary.values():
+            phrase = _describe(row)
+            by_activation.setdefault(row["activation"], []).append(
+                f"{init_label(row['init'])}: {phrase}"
+            )
+        return [f"{act}: " + "; ".join(parts) + "." for act, parts in by_activation.items()]
+
+
+def _describe(row: dict[str, Any]) -> str:
+    """One phrase for a run: saturated, collapsed, exploded or spread kept.
+
+    Rules (stated so the verdicts can be checked): saturated when at least half of every
+    layer's values lie within 0.05 of an end of a bounded activation's range; collapsed when
+    the last layer's std is below 0.02 (bounded activations, whose range is 1 or 2 wide) or
+    below 1/10 of the first layer's (unbounded); exploded when it grew more than 10x;
+    otherwise the spread is kept.
+    """
+    last, ratio = row["std_last"], row["std_ratio"]
+    bounded = "near_ends_min" in row
+    if bounded and row["near_ends_min"] >= 0.5:
+        return f"saturated ({pct(row['near_ends_min'])}+ of values within {EDGE} of the ends)"
+    if (bounded and last < 0.02) or (not bounded and ratio < 0.1):
+        return f"collapsed (last-layer std {fmt(last, 2)}, x{fmt(ratio, 2)} of layer 1)"
+    if ratio > 10:
+        return f"exploded (last-layer std {fmt(last, 2)}, x{fmt(ratio, 2)} of layer 1)"
+    return f"spread kept (last-layer std {fmt(last, 2)}, x{fmt(ratio, 2)} of layer 1)"

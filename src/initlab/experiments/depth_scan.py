@@ -1,0 +1,401 @@
+"""A4 depth-scan: activation and gradient std per layer of very deep nets at init.
+
+A deep vanilla MLP (``depth`` hidden layers of ``width`` units, no normalization, no
+residuals; :func:`initlab.models.deep_mlp`) gets a batch of standard normal inputs; for every
+scheme x activation we record, per layer l, the std of the activations ``z_l = phi(h_l)`` and
+of the back-propagated gradients ``dL/dh_l`` (w.r.t. the pre-activations), for the loss
+``L = sum(out * r)`` with a fixed standard normal ``r`` (so the gradient entering the output
+layer has unit variance).
+
+Mean-field prediction (Poole et al. 2016, eq. 3; Schoenholz et al. 2017, eq. 5) for i.i.d.
+zero-mean weights of variance ``sigma_w^2 / fan_in`` and biases of variance ``sigma_b^2``
+(both read off the initialized network)::
+
+    q_1     = sigma_w^2 E[x^2] + sigma_b^2
+    q_{l+1} = sigma_w^2 E[phi(sqrt(q_l) z)^2] + sigma_b^2          (pre-activation variance)
+    std(z_l)^2 = E[phi(sqrt(q_l) z)^2] - E[phi(sqrt(q_l) z)]^2
+    g_L = 1,   g_l = g_{l+1} sigma_w^2 E[phi'(sqrt(q_l) z)^2]       (gradient variance)
+
+with Gaussian expectations by quadrature (:mod:`initlab.init.meanfield`). It is drawn
+(dashed) for the schemes whose weights are i.i.d. zero-mean or orthogonal; the gradient
+recursion assumes backward weights independent of forward ones, as the theory does. The
+prediction is for infinite width: at depth much larger than the width the measured std
+wanders from it, because finite-width fluctuations compound (Hanin & Rolnick 2018, "How
+to start training: the effect of initialization and architecture").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+import torch
+
+from initlab.experiments.base import (
+    Experiment,
+    ExperimentData,
+    Progress,
+    Recorder,
+    RunData,
+    RunOutcome,
+    RunSpec,
+    no_progress,
+)
+from initlab.experiments.common import (
+    check_activations,
+    check_inits,
+    check_positive,
+    color,
+    fmt,
+    init_label,
+    run_seeds,
+    single_thread,
+)
+from initlab.experiments.registry import register
+from initlab.report.figures import FigureInfo, LinePanel, Series
+
+MEAN_FIELD_SCHEMES: tuple[str, ...] = (
+    "normal",
+    "uniform",
+    "truncated_normal",
+    "standard",
+    "xavier_normal",
+    "xavier_uniform",
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "variance_scaling",
+    "orthogonal",
+    "critical",
+    "glorot_normal",
+    "glorot_uniform",
+    "kaiming_normal",
+    "kaiming_uniform",
+)
+"""Schemes with i.i.d. zero-mean (or orthogonal) weights: the mean-field prediction applies."""
+
+TINY = 1e-30  # a std below this counts as vanished (and is not compared with the theory)
+WINDOW = 15  # the figure's y axis spans at most 1e-15 .. 1e15 around the data
+
+
+@dataclass(frozen=True)
+class DepthScanConfig:
+    depth: Annotated[int, "number of hidden layers"] = 1000
+    width: Annotated[int, "units per layer (and input size)"] = 256
+    samples: Annotated[int, "Gaussian input vectors in the batch"] = 256
+    activations: Annotated[tuple[str, ...], "activation functions"] = ("tanh", "relu")
+    inits: Annotated[
+        tuple[str, ...],
+        "init schemes: std 0.5/sqrt(n), LeCun sqrt(1/n), He sqrt(2/n), orthogonal, and the "
+        "tanh edge of chaos (sigma_b^2 = 0.05)",
+    ] = ("variance_scaling:scale=0.25", "lecun_normal", "he_normal", "orthogonal", "critical")
+    dtype: Annotated[
+        Literal["float32", "float64"], "computation precision (float64 shows vanishing below 1e-38)"
+    ] = "float32"
+    seeds: Annotated[int, "number of seeds; each is a separate run"] = 1
+    mean_field: Annotated[bool, "compute and draw the mean-field prediction"] = True
+
+
+def mean_field_prediction(
+    activation: str, sigma_w2: float, sigma_b2: float, q0: float, depth: int
+) -> tuple[list[float], list[float]]:
+    """Predicted std of activations and of gradients at layers 1..depth (see module doc).
+
+    The gradient recursion starts from unit variance at the output layer's input gradient.
+    """
+    from initlab.activations import make_activation
+    from initlab.init.meanfield import chi_1, gaussian_expectation
+
+    phi = make_activation(activation)
+    act_std, qs = [], []
+    q = sigma_w2 * q0 + sigma_b2
+    for _ in range(depth):
+        q = min(q, 1e300)
+        qs.append(q)
+        second = gaussian_expectation(lambda u: phi(u) ** 2, q)
+        first = gaussian_expectation(phi, q)
+        act_std.append(math.sqrt(max(second - first * first, 0.0)))
+        q = sigma_w2 * second + sigma_b2
+    grad_var = [0.0] * depth
+    g = 1.0 * sigma_w2  # output layer: W_out^T r has variance sigma_w^2 E[r^2]
+    for layer in range(depth - 1, -1, -1):
+        g = g * chi_1(qs[layer], 1.0, activation)
+        grad_var[layer] = g
+        g = g * sigma_w2
+    return act_std, [math.sqrt(v) for v in grad_var]
+
+
+@register
+class DepthScan(Experiment):
+    """Per-layer std of activations and gradients through 1000 layers, per scheme."""
+
+    name = "depth-scan"
+    description = "A4: activation and gradient std per layer at init, up to depth 1000"
+    cost = "~1 min"
+    source = (
+        "Poole et al. 2016 (transient chaos), Schoenholz et al. 2017 (deep information "
+        "propagation): mean-field signal propagation"
+    )
+    Config = DepthScanConfig
+    quick: ClassVar[dict[str, Any]] = {"depth": 60, "width": 128, "samples": 128}
+
+    def validate(self, config: DepthScanConfig) -> None:
+        super().validate(config)
+        check_activations(config.activations)
+        check_inits(config.inits)
+        check_positive(depth=config.depth, width=config.width, samples=config.samples)
+
+    def plan(self, config: DepthScanConfig, seed: int = 0) -> list[RunSpec]:
+        runs = []
+        for s in run_seeds(seed, config.seeds):
+            for activation in config.activations:
+                for init in config.inits:
+                    key = f"{activation}/{init}" + (f"/seed={s}" if config.seeds > 1 else "")
+                    spec = {
+                        "activation": activation,
+                        "init": init,
+                        "depth": config.depth,
+                        "width": config.width,
+                        "samples": config.samples,
+                        "dtype": config.dtype,
+                        "mean_field": config.mean_field,
+                    }
+                    runs.append(RunSpec(key, spec, s))
+        return runs
+
+    def execute(
+        self,
+        run: RunSpec,
+        config: DepthScanConfig,
+        recorder: Recorder,
+        progress: Progress = no_progress,
+    ) -> RunOutcome:
+        from initlab.data.gaussian import gaussian_inputs
+        from initlab.init import initialize, parse_scheme
+        from initlab.models import deep_mlp
+        from initlab.probes.stats import mean, nonfinite_count, std
+
+        spec = run.spec
+        depth, width, activation = spec["depth"], spec["width"], spec["activation"]
+        dtype = torch.float64 if spec["dtype"] == "float64" else torch.float32
+        # 1. the network and its init (each scheme's own bias rule: N(0, sigma_b^2) for critical)
+        model = deep_mlp(depth, width, activation, bias=True)
+        initialize(model, spec["init"], seed=run.seed)
+        model = model.to(dtype).requires_grad_(False)  # no weight grads: autograd keeps less
+        gen = torch.Generator().manual_seed(run.seed + 1_000_003)
+        x = gaussian_inputs(spec["samples"], width, seed=run.seed).to(dtype).requires_grad_(True)
+        r = torch.randn(spec["samples"], width, generator=gen, dtype=dtype)
+        # 2. forward, recording activation stats; hooks record gradient stats on the way back
+        act: list[dict[str, float]] = []
+        grad: dict[int, dict[str, float]] = {}
+        total = 2 * depth
+
+        def hook(layer: int):  # type: ignore[no-untyped-def]
+            def record(g: torch.Tensor) -> None:
+                grad[layer] = {"mean": mean(g), "std": std(g), "nonfinite": nonfinite_count(g)}
+                progress(2 * depth - layer + 1, total)
+
+            return record
+
+        z = x
+        for layer in range(1, depth + 1):
+            h = getattr(model, f"linear{layer}")(z)
+            h.register_hook(hook(layer))
+            z = getattr(model, f"act{layer}")(h)
+            with torch.no_grad():
+                act.append({"mean": mean(z), "std": std(z), "nonfinite": nonfinite_count(z)})
+            if layer % 10 == 0:
+                progress(layer, total)
+        out = getattr(model, f"linear{depth + 1}")(z)
+        (out * r).sum().backward()
+        # 3. store per-layer records (step 0: at init)
+        records = []
+        for layer in range(1, depth + 1):
+            records.append({"step": 0, "layer": f"act{layer}", "kind": "activation",
+                            "stats": act[layer - 1], "histogram": None})  # fmt: skip
+            records.append({"step": 0, "layer": f"linear{layer}", "kind": "gradient",
+                            "stats": grad[layer], "histogram": None})  # fmt: skip
+        recorder.log_probes(records)
+        # 4. the mean-field prediction from the network's own weight and bias variances
+        sigma_w2, sigma_b2 = _variances(model, depth)
+        summary = {"sigma_w2": sigma_w2, "sigma_b2": sigma_b2}
+        scheme_name = parse_scheme(spec["init"])[0].name
+        if spec["mean_field"] and scheme_name in MEAN_FIELD_SCHEMES:
+            q0 = float(x.detach().pow(2).mean())
+            with single_thread():
+                mf_act, mf_grad = mean_field_prediction(activation, sigma_w2, sigma_b2, q0, depth)
+            recorder.log_metrics(
+                [
+                    {"step": layer, "meanfield_act_std": a, "meanfield_grad_std": g}
+                    for layer, (a, g) in enumerate(zip(mf_act, mf_grad, strict=True), 1)
+                    if math.isfinite(a) and math.isfinite(g)
+                ]
+            )
+        progress(total, total)
+        return RunOutcome("done", summary)
+
+    # -- results ----------------------------------------------------------------------
+    @staticmethod
+    def _per_layer(run: RunData, kind: str) -> tuple[list[int], list[float]]:
+        prefix = "act" if kind == "activation" else "linear"
+        pairs = sorted(
+            (int(r["layer"].removeprefix(prefix)), float(r["stats"]["std"]))
+            for r in run.probe_records(kind=kind)
+        )
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    def figures(self, config: DepthScanConfig, data: ExperimentData) -> list[FigureInfo]:
+        grid: list[list[LinePanel | None]] = []
+        for activation in config.activations:
+            runs = [r for r in data.finished() if r.spec["activation"] == activation]
+            if not runs:
+                continue
+            row: list[LinePanel | None] = []
+            for kind, metric, what in (
+                ("activation", "meanfield_act_std", "activations z_l"),
+                ("gradient", "meanfield_grad_std", "gradients dL/dh_l"),
+            ):
+                series = []
+                for i, run in enumerate(runs):
+                    layers, values = self._per_layer(run, kind)
+                    label = init_label(run.spec["init"])
+                    if config.seeds > 1:
+                        label += f" s{run.run.seed}"
+                    width = max(2.6 - 0.4 * i, 1.0)  # earlier curves wider: coinciding ones show
+                    series.append(Series(layers, values, label, color(i), linewidth=width))
+                    mf_layers, mf = run.series(metric)
+                    if mf:
+                        series.append(
+                            Series(mf_layers, mf, None, color(i), linestyle="--", linewidth=1.0)
+                        )
+                if any(s.linestyle == "--" for s in series):
+                    series.append(Series([], [], "mean field (dashed)", "0.3", linestyle="--"))
+                row.append(
+                    LinePanel(
+                        series,
+                        title=f"{activation}: std of {what}",
+                        xlabel="layer l",
+                        ylabel="std (log scale)",
+                        yscale="log",
+                        ylim=_window(series),
+                        legend=kind == "activation",
+                    )
+                )
+            grid.append(row)
+        if not grid:
+            return []
+        return [
+            FigureInfo(
+                name="depth-scan",
+                title=f"Signal propagation at init through {config.depth} layers "
+                f"of {config.width} units",
+                panels=grid,  # type: ignore[arg-type]
+                caption=(
+                    "Solid: measured std per layer on a batch of "
+                    f"{config.samples} standard normal inputs ({config.dtype}); dashed: the "
+                    "mean-field prediction (variance map by quadrature) in the same colour. "
+                    f"The y axis spans at most 1e-{WINDOW} to 1e{WINDOW}: vanishing curves "
+                    "leave it at the bottom; gaps are values that underflowed to 0 or "
+                    "overflowed. At depths far beyond the width, measured curves wander from "
+                    "the mean field: finite-width fluctuations add up layer after layer "
+                    "(Hanin & Rolnick 2018)."
+                ),
+                sharex=True,
+                sharey="row",
+                panel_size=(5.2, 3.4),
+            )
+        ]
+
+    def summary(self, config: DepthScanConfig, data: ExperimentData) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for run in data.finished():
+            _, act = self._per_layer(run, "activation")
+            _, grad = self._per_layer(run, "gradient")
+            if not act:
+                continue
+            row: dict[str, Any] = {
+                "activation": run.spec["activation"],
+                "init": run.spec["init"],
+                "status": run.status,
+                "act_std_first": act[0],
+                "act_std_last": act[-1],
+                "act_ratio": _ratio(act[-1], act[0]),
+                "grad_std_first": grad[0],
+                "grad_std_last": grad[-1],
+                "grad_ratio": _ratio(grad[0], grad[-1]),  # input-side over output-side
+                "sigma_w2": run.summary.get("sigma_w2"),
+                "sigma_b2": run.summary.get("sigma_b2"),
+            }
+            _, mf = run.series("meanfield_act_std")
+            if mf:
+                row["meanfield_act_std_last"] = mf[-1]
+                row["meanfield_max_log10_error"] = _max_log_error(act, mf)
+            out[run.key] = row
+        return out
+
+    def verdicts(self, summary: dict[str, Any]) -> list[str]:
+        by_activation: dict[str, list[str]] = {}
+        for row in summary.values():
+            text = (
+                f"{init_label(row['init'])}: activations {_trend(row['act_ratio'])}, "
+                f"gradients {_trend(row['grad_ratio'])}"
+            )
+            if "meanfield_max_log10_error" in row and math.isfinite(
+                row["meanfield_max_log10_error"]
+            ):
+                text += f" (mean field within x{10 ** row['meanfield_max_log10_error']:.2g})"
+            by_activation.setdefault(row["activation"], []).append(text)
+        return [f"{act}: " + "; ".join(parts) + "." for act, parts in by_activation.items()]
+
+
+def _variances(model: torch.nn.Module, depth: int) -> tuple[float, float]:
+    """sigma_w^2 = fan_in * mean(W^2) and sigma_b^2 = mean(b^2), over the hidden layers."""
+    w2, b2 = [], []
+    for layer in range(1, depth + 1):
+        linear = getattr(model, f"linear{layer}")
+        w2.append(float(linear.weight.double().pow(2).mean()) * linear.weight.shape[1])
+        b2.append(float(linear.bias.double().pow(2).mean()) if linear.bias is not None else 0.0)
+    return sum(w2) / len(w2), sum(b2) / len(b2)
+
+
+def _window(series: list[Series]) -> tuple[float, float] | None:
+    """Log-axis limits: the positive finite data, clipped to [1e-WINDOW, 1e+WINDOW], padded."""
+    values = [v for s in series for v in s.y if math.isfinite(v) and v > 0]
+    if not values:
+        return None
+    lo = max(min(values), 10.0**-WINDOW)
+    hi = min(max(values), 10.0**WINDOW)
+    return lo / 3.0, hi * 3.0
+
+
+def _ratio(a: float, b: float) -> float:
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return math.inf
+    if b == 0:  # both 0: the signal underflowed to exactly 0 on the way, it vanished
+        return math.inf if a > 0 else 0.0
+    return a / b
+
+
+def _trend(ratio: float) -> str:
+    """steady (x0.5-x2 over the depth), vanish (< 1e-3), explode (> 1e3) or drift."""
+    if not math.isfinite(ratio) or ratio > 1e3:
+        return "explode" + ("" if not math.isfinite(ratio) else f" (x{fmt(ratio, 2)})")
+    if ratio == 0:
+        return "vanish (underflow to 0)"
+    if ratio < 1e-3:
+        return f"vanish (x{fmt(ratio, 2)})"
+    if 0.5 <= ratio <= 2.0:
+        return f"stay steady (x{fmt(ratio, 2)})"
+    return f"drift (x{fmt(ratio, 2)})"
+
+
+def _max_log_error(measured: list[float], predicted: list[float]) -> float:
+    """Largest |log10(measured / predicted)| over layers where both are > TINY and finite."""
+    errors = [
+        abs(math.log10(m / p))
+        for m, p in zip(measured, predicted, strict=False)
+        if math.isfinite(m) and math.isfinite(p) and m > TINY and p > TINY
+    ]
+    return max(errors) if errors else math.nan

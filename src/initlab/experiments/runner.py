@@ -1,0 +1,291 @@
+"""Run an experiment end to end: config, runs (resumable), figures, summary.json.
+
+``run_experiment("activation-histograms", out_dir="initlab-runs")`` does, in order:
+
+1. build the config: defaults -> ``quick`` overrides -> ``--config FILE.toml`` -> ``--set``;
+2. plan the runs and store each in ``OUT/runs.db`` (:class:`initlab.store.RunStore`); a run
+   already done (or diverged) with the same spec and seed is skipped, so an interrupted
+   experiment started again loses nothing and computes only what is missing;
+3. record a run whose numbers went NaN/Inf as "diverged" and go on with the others;
+4. read every planned run back from the store, draw the figures (PNG and SVG) and write
+   ``OUT/NAME/summary.json``: config (with help), headline numbers, verdicts, figure files,
+   run counts and provenance (library and torch versions, seed, time, platform).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from initlab import __version__
+from initlab.errors import InitlabError
+from initlab.experiments.base import (
+    Experiment,
+    ExperimentData,
+    Progress,
+    Recorder,
+    RunData,
+    RunOutcome,
+    RunSpec,
+)
+from initlab.experiments.config import build_config, config_to_dict, field_help, load_config_file
+from initlab.experiments.registry import get_experiment
+from initlab.report.render import render_figures
+from initlab.store import RunStore
+
+STORE_FILE = "runs.db"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class ExperimentResult:
+    """What :func:`run_experiment` did and wrote."""
+
+    name: str
+    out_dir: Path  # OUT/NAME: figures and summary.json
+    summary_path: Path
+    summary: dict[str, Any]  # the headline numbers
+    verdicts: list[str]
+    figures: list[dict[str, Path]]  # {"png": path, "svg": path} per figure
+    executed: list[str] = field(default_factory=list)  # keys of the runs computed now
+    skipped: list[str] = field(default_factory=list)  # keys of the runs found done already
+    statuses: dict[str, str] = field(default_factory=dict)  # key -> final status
+
+
+def resolve_config(
+    experiment: Experiment,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    config_file: str | Path | None = None,
+    quick: bool = False,
+) -> Any:
+    """The experiment's config from its defaults, quick preset, config file and ``--set``."""
+    file_values = load_config_file(config_file, experiment.name) if config_file else None
+    config = build_config(
+        experiment.Config,
+        quick=experiment.quick if quick else None,
+        file_values=file_values,
+        overrides=overrides,
+        what=f"experiment {experiment.name!r}",
+    )
+    experiment.validate(config)
+    return config
+
+
+def provenance(seed: int, started: float, finished: float) -> dict[str, Any]:
+    """Where and how the results were made: versions, seed, times, machine."""
+    return {
+        "initlab": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "seed": seed,
+        "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+        "finished": datetime.fromtimestamp(finished, UTC).isoformat(timespec="seconds"),
+        "wall_time_s": round(finished - started, 3),
+    }
+
+
+def load_experiment_data(store: RunStore, name: str, plan: Sequence[RunSpec]) -> ExperimentData:
+    """Every planned run with what the store holds for it (status "missing" if nothing)."""
+    stored = {info.key: info for info in store.list_runs(name)}
+    runs = []
+    for run in plan:
+        info = stored.get(store.run_key(run.stored_spec(), run.seed))
+        if info is None:
+            runs.append(RunData(run=run, status="missing"))
+            continue
+        run_id = info.id
+        runs.append(
+            RunData(
+                run=run,
+                status=info.status,
+                run_id=run_id,
+                summary=dict(info.summary or {}),
+                metrics=store.metrics(run_id),
+                probes=store.probes(run_id),
+                params_loader=lambda run_id=run_id: store.params(run_id),
+            )
+        )
+    return ExperimentData(runs)
+
+
+def _check_plan(name: str, plan: Sequence[RunSpec]) -> None:
+    keys = [run.key for run in plan]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise InitlabError(f"experiment {name!r} planned runs with repeated keys: {repeated}")
+    if not plan:
+        raise InitlabError(f"experiment {name!r} has no runs with these settings")
+
+
+@contextmanager
+def _progress_display(enabled: bool) -> Iterator[Any]:
+    """A rich progress display (overall + current run), or None when disabled."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import (
+        Progress as RichProgress,
+    )
+
+    columns = (
+        TextColumn("{task.description}", justify="left"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with RichProgress(*columns, transient=False) as bar:
+        yield bar
+
+
+def _execute_one(
+    experiment: Experiment, run: RunSpec, config: Any, handle: Any, progress: Progress
+) -> str:
+    """Execute one claimed run inside its handle; return the final status."""
+    recorder = Recorder(handle)
+    with handle:
+        outcome = experiment.execute(run, config, recorder, progress) or RunOutcome()
+        status = outcome.status
+        if recorder.nonfinite and status == "done":
+            status = "diverged"
+        handle.finish(status, outcome.summary)
+    return status
+
+
+def _execute_plan(
+    store: RunStore, experiment: Experiment, plan: Sequence[RunSpec], config: Any, show: bool
+) -> tuple[list[str], list[str]]:
+    """Run every planned run the store does not have yet; return (executed, skipped) keys."""
+    executed: list[str] = []
+    skipped: list[str] = []
+    with _progress_display(show) as bar:
+        overall = bar.add_task(f"[bold]{experiment.name}", total=len(plan)) if bar else None
+        for run in plan:
+            handle = store.start_run(experiment.name, run.stored_spec(), run.seed)
+            if handle is None:
+                skipped.append(run.key)
+            else:
+                task = bar.add_task(f"  {run.key}", total=1.0) if bar else None
+
+                def report(done: float, total: float, task: Any = task) -> None:
+                    if bar is not None:
+                        bar.update(task, completed=done, total=max(total, 1e-12))
+
+                _execute_one(experiment, run, config, handle, report)
+                executed.append(run.key)
+                if bar is not None:
+                    bar.remove_task(task)
+            if bar is not None:
+                bar.advance(overall)
+    return executed, skipped
+
+
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats as the strings "nan", "inf", "-inf" (strict JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def run_experiment(
+    name: str,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+    config_file: str | Path | None = None,
+    out_dir: str | Path = "initlab-runs",
+    seed: int = 0,
+    quick: bool = False,
+    progress: bool = True,
+) -> ExperimentResult:
+    """Run (or resume) the experiment ``name``, then write its figures and summary.json.
+
+    Args:
+        name: a registered experiment (see :func:`initlab.experiments.list_experiments`).
+        overrides: ``"key=value"`` strings (``--set``) or a mapping of config values.
+        config_file: a TOML file of config values (a table named after the experiment, or
+            top-level keys).
+        out_dir: the workspace: ``OUT/runs.db`` and ``OUT/NAME/``.
+        seed: the base seed; run seeds derive from it.
+        quick: apply the experiment's smoke-test overrides first (< 1 minute).
+        progress: show rich progress bars (overall and per run).
+    """
+    started = time.time()
+    # 1. settings and plan
+    experiment = get_experiment(name)
+    config = resolve_config(experiment, overrides, config_file, quick)
+    plan = experiment.plan(config, seed)
+    _check_plan(name, plan)
+    exp_dir = Path(out_dir) / name
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    config_dict = config_to_dict(config)
+    # 2. the runs the store lacks, then everything planned read back from the store
+    with RunStore(Path(out_dir) / STORE_FILE) as store:
+        store.begin_experiment(name, {"config": config_dict, "seed": seed, "quick": quick})
+        executed, skipped = _execute_plan(store, experiment, plan, config, progress)
+        data = load_experiment_data(store, name, plan)
+    # 3. figures, headline numbers, verdicts -> OUT/NAME/
+    figures = experiment.figures(config, data)
+    paths = render_figures(figures, exp_dir)
+    headline = experiment.summary(config, data)
+    verdicts = experiment.verdicts(headline)
+    statuses = {run.key: run.status for run in data}
+    document = {
+        "experiment": name,
+        "description": experiment.description,
+        "source": experiment.source,
+        "cost": experiment.quick_cost if quick else experiment.cost,
+        "quick": quick,
+        "seed": seed,
+        "config": config_dict,
+        "config_help": field_help(experiment.Config),
+        "summary": _json_safe(headline),
+        "verdicts": verdicts,
+        "figures": [
+            {"name": info.name, "title": info.title, "caption": info.caption}
+            | {fmt: path.name for fmt, path in p.items()}
+            for info, p in zip(figures, paths, strict=True)
+        ],
+        "runs": {
+            "planned": len(plan),
+            "executed": len(executed),
+            "skipped": len(skipped),
+            "statuses": statuses,
+        },
+        "provenance": provenance(seed, started, time.time()),
+    }
+    summary_path = exp_dir / SUMMARY_FILE
+    summary_path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", "utf-8")
+    return ExperimentResult(
+        name=name,
+        out_dir=exp_dir,
+        summary_path=summary_path,
+        summary=headline,
+        verdicts=verdicts,
+        figures=paths,
+        executed=executed,
+        skipped=skipped,
+        statuses=statuses,
+    )

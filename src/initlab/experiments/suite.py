@@ -1,0 +1,52 @@
+"""The quick suite ("initlab demo"): the classic lessons in a few minutes, then the report.
+
+Runs each experiment of :data:`SUITE` that is registered, in quick mode by default, in one
+workspace, and builds the workspace's HTML report (every experiment found there). This is
+the README's quick start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from initlab.experiments.registry import experiment_names
+from initlab.experiments.runner import ExperimentResult, run_experiment
+
+SUITE: tuple[str, ...] = (
+    "activation-histograms",
+    "symmetry",
+    "exploding-product",
+    "optimizer-paths",
+    "init-compare",
+)
+"""The suite's experiments, in order; those not registered (yet) are left out."""
+
+
+def run_suite(
+    out_dir: str | Path = "initlab-runs",
+    *,
+    quick: bool = True,
+    seed: int = 0,
+    progress: bool = True,
+    names: Sequence[str] | None = None,
+    on_done: Callable[[ExperimentResult], None] | None = None,
+) -> tuple[list[ExperimentResult], Path]:
+    """Run the suite's experiments, then build the report; return the results and its path.
+
+    ``names`` defaults to :data:`SUITE`; ``on_done`` is called after each experiment (the
+    CLI prints its verdicts there).
+    """
+    from initlab.report import build_report
+
+    available = set(experiment_names())
+    results = []
+    for name in SUITE if names is None else names:
+        if name not in available:
+            continue
+        result = run_experiment(name, out_dir=out_dir, seed=seed, quick=quick, progress=progress)
+        results.append(result)
+        if on_done is not None:
+            on_done(result)
+    report = build_report(out_dir)
+    return results, report

@@ -1,0 +1,134 @@
+"""Figure infos: what a figure shows, as plain data, before anything is drawn.
+
+Optuna's plots are built in two steps, "compute the info, then draw it"; initlab does the
+same. An experiment's ``figures(...)`` returns :class:`FigureInfo` objects holding numbers,
+labels and layout only (no matplotlib), so they are cheap to test; the renderers in
+:mod:`initlab.report.render` turn them into PNG and SVG files.
+
+A figure is a grid of panels (``None`` leaves a cell empty). Panel kinds:
+
+- :class:`LinePanel`: curves (:class:`Series`), optional log axes, reference lines.
+- :class:`HistogramPanel`: one histogram from its edges and counts.
+- :class:`HeatmapPanel`: a matrix as an image with a colour bar.
+- :class:`ContourPanel`: a function on a grid as contour lines, with paths drawn over it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Scale = Literal["linear", "log", "symlog"]
+
+
+@dataclass
+class Series:
+    """One curve of a :class:`LinePanel`."""
+
+    x: list[float]
+    y: list[float]
+    label: str | None = None  # legend entry; None keeps it out of the legend
+    color: str | None = None  # matplotlib colour; None picks the next of the cycle
+    linestyle: str = "-"  # "-", "--", ":", "-." or "" for markers only
+    marker: str | None = None  # matplotlib marker ("o", "x", ...) or None
+    linewidth: float = 1.5
+    alpha: float = 1.0
+
+
+@dataclass
+class LinePanel:
+    """Curves on shared axes, e.g. a loss per step or a statistic per layer."""
+
+    series: list[Series]
+    title: str = ""
+    xlabel: str = ""
+    ylabel: str = ""
+    xscale: Scale = "linear"
+    yscale: Scale = "linear"
+    xlim: tuple[float, float] | None = None
+    ylim: tuple[float, float] | None = None
+    hlines: list[tuple[float, str]] = field(default_factory=list)  # (y, label) reference lines
+    vlines: list[tuple[float, str]] = field(default_factory=list)  # (x, label) reference lines
+    legend: bool = True
+    note: str | None = None  # short text in the panel's corner
+
+
+@dataclass
+class HistogramPanel:
+    """A histogram drawn from ``edges`` (``len(counts) + 1`` values) and ``counts``."""
+
+    edges: list[float]
+    counts: list[float]
+    title: str = ""
+    xlabel: str = ""
+    ylabel: str = ""
+    color: str | None = None
+    xlim: tuple[float, float] | None = None
+    ylim: tuple[float, float] | None = None
+    note: str | None = None  # short text in the panel's corner (e.g. "std 0.21")
+
+
+@dataclass
+class HeatmapPanel:
+    """A matrix drawn as an image: ``matrix[i][j]`` is row i (top to bottom), column j."""
+
+    matrix: list[list[float]]
+    title: str = ""
+    xlabel: str = ""
+    ylabel: str = ""
+    cmap: str = "viridis"
+    vmin: float | None = None
+    vmax: float | None = None
+    colorbar_label: str = ""
+    note: str | None = None
+
+
+@dataclass
+class Path2D:
+    """A sequence of points drawn over a :class:`ContourPanel`."""
+
+    x: list[float]
+    y: list[float]
+    label: str | None = None
+    color: str = "tab:red"
+    marker: str = "o"
+
+
+@dataclass
+class ContourPanel:
+    """Contour lines of ``z[i][j] = f(x[j], y[i])`` with paths and marked points over them."""
+
+    x: list[float]
+    y: list[float]
+    z: list[list[float]]
+    levels: list[float]
+    paths: list[Path2D] = field(default_factory=list)
+    points: list[tuple[float, float, str]] = field(default_factory=list)  # (x, y, label) marks
+    title: str = ""
+    xlabel: str = "x"
+    ylabel: str = "y"
+    equal_aspect: bool = False
+    note: str | None = None
+
+
+Panel = LinePanel | HistogramPanel | HeatmapPanel | ContourPanel
+
+
+@dataclass
+class FigureInfo:
+    """A titled grid of panels, saved as ``{name}.png`` and ``{name}.svg``."""
+
+    name: str  # file stem, unique within the experiment: letters, digits, "-" and "_"
+    title: str
+    panels: list[list[Panel | None]]  # rows of panels; None leaves a cell empty
+    caption: str = ""  # one or two sentences for the report: what to look at
+    sharex: bool | Literal["row", "col"] = False
+    sharey: bool | Literal["row", "col"] = False
+    panel_size: tuple[float, float] = (3.2, 2.6)  # inches per panel (width, height)
+    row_labels: list[str] | None = None  # a label left of each row (e.g. "std = 0.01")
+    col_labels: list[str] | None = None  # a label above each column (e.g. "layer 3")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns) of the panel grid."""
+        return len(self.panels), max((len(row) for row in self.panels), default=0)

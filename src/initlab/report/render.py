@@ -1,0 +1,252 @@
+"""Draw :class:`~initlab.report.figures.FigureInfo` objects with matplotlib, to PNG and SVG.
+
+The second half of "compute the info, then draw it": every panel kind of
+:mod:`initlab.report.figures` has one small drawing function here. Figures are built on
+``matplotlib.figure.Figure`` directly (no pyplot, no global state, no display needed), with
+a constrained layout, a bold suptitle, per-row and per-column labels and a legend wherever a
+curve has a label. On log axes, values that are not positive and finite are left out (a gap
+in the curve) instead of being clipped to the axis, so vanishing signals read correctly.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from initlab.errors import InitlabError
+from initlab.report.figures import (
+    ContourPanel,
+    FigureInfo,
+    HeatmapPanel,
+    HistogramPanel,
+    LinePanel,
+    Panel,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+FORMATS: tuple[str, ...] = ("png", "svg")
+PNG_DPI = 110
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_RC = {
+    "svg.hashsalt": "initlab",  # stable element ids: the same figure gives the same SVG
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+}
+
+
+def _clean(values: list[float], log: bool) -> list[float]:
+    """Non-finite values (and non-positive ones on a log axis) become NaN: a gap."""
+    out = []
+    for v in values:
+        ok = v is not None and math.isfinite(v) and (v > 0 or not log)
+        out.append(float(v) if ok else math.nan)
+    return out
+
+
+def _note(ax: Axes, note: str | None) -> None:
+    if note:
+        ax.text(
+            0.97,
+            0.95,
+            note,
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=7.5,
+            bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.8", "alpha": 0.85},
+        )
+
+
+def _compact_ticks(ax: Axes, *, x: bool, y: bool) -> None:
+    """At most 5 ticks per linear axis, very small or large numbers as powers of ten."""
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    for axis, linear in ((ax.xaxis, x), (ax.yaxis, y)):
+        if linear:
+            axis.set_major_locator(MaxNLocator(5))
+            formatter = ScalarFormatter(useMathText=True)
+            formatter.set_powerlimits((-3, 4))
+            axis.set_major_formatter(formatter)
+
+
+def _draw_line(ax: Axes, panel: LinePanel) -> None:
+    logx, logy = panel.xscale == "log", panel.yscale == "log"
+    for s in panel.series:
+        ax.plot(
+            _clean(s.x, logx),
+            _clean(s.y, logy),
+            label=s.label,
+            color=s.color,
+            linestyle=s.linestyle or "none",
+            marker=s.marker,
+            markersize=3.5,
+            linewidth=s.linewidth,
+            alpha=s.alpha,
+        )
+    for y, label in panel.hlines:
+        ax.axhline(y, color="0.35", linestyle=":", linewidth=1.0, label=label or None)
+    for x, label in panel.vlines:
+        ax.axvline(x, color="0.35", linestyle=":", linewidth=1.0, label=label or None)
+    ax.set_xscale(panel.xscale)
+    ax.set_yscale(panel.yscale)
+    _compact_ticks(ax, x=panel.xscale == "linear", y=panel.yscale == "linear")
+    if panel.xlim is not None:
+        ax.set_xlim(*panel.xlim)
+    if panel.ylim is not None:
+        ax.set_ylim(*panel.ylim)
+    labelled = [s for s in panel.series if s.label] or panel.hlines or panel.vlines
+    if panel.legend and labelled:
+        ax.legend(frameon=False)
+    _note(ax, panel.note)
+
+
+def _draw_histogram(ax: Axes, panel: HistogramPanel) -> None:
+    if len(panel.edges) != len(panel.counts) + 1:
+        raise InitlabError(
+            f"histogram needs len(edges) == len(counts) + 1, got {len(panel.edges)} "
+            f"edges and {len(panel.counts)} counts"
+        )
+    ax.stairs(panel.counts, panel.edges, fill=True, color=panel.color or "tab:blue", alpha=0.85)
+    _compact_ticks(ax, x=True, y=True)
+    if panel.xlim is not None:
+        ax.set_xlim(*panel.xlim)
+    if panel.ylim is not None:
+        ax.set_ylim(*panel.ylim)
+    _note(ax, panel.note)
+
+
+def _draw_heatmap(fig: Figure, ax: Axes, panel: HeatmapPanel) -> None:
+    image = ax.imshow(
+        panel.matrix,
+        aspect="auto",
+        interpolation="nearest",
+        cmap=panel.cmap,
+        vmin=panel.vmin,
+        vmax=panel.vmax,
+    )
+    ax.grid(False)
+    fig.colorbar(image, ax=ax, label=panel.colorbar_label, shrink=0.9)
+    _note(ax, panel.note)
+
+
+def _draw_contour(ax: Axes, panel: ContourPanel) -> None:
+    ax.contour(panel.x, panel.y, panel.z, levels=panel.levels, cmap="Greys_r", linewidths=0.8)
+    for path in panel.paths:
+        ax.plot(
+            path.x,
+            path.y,
+            marker=path.marker,
+            color=path.color,
+            markersize=3,
+            linewidth=1.2,
+            label=path.label,
+        )
+    for x, y, label in panel.points:
+        ax.plot([x], [y], marker="+", color="black", markersize=12, markeredgewidth=2)
+        if label:
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set_xlim(min(panel.x), max(panel.x))
+    ax.set_ylim(min(panel.y), max(panel.y))
+    if panel.equal_aspect:
+        ax.set_aspect("equal")
+    ax.grid(False)
+    _note(ax, panel.note)
+
+
+def _draw(fig: Figure, ax: Axes, panel: Panel) -> None:
+    if isinstance(panel, LinePanel):
+        _draw_line(ax, panel)
+    elif isinstance(panel, HistogramPanel):
+        _draw_histogram(ax, panel)
+    elif isinstance(panel, HeatmapPanel):
+        _draw_heatmap(fig, ax, panel)
+    elif isinstance(panel, ContourPanel):
+        _draw_contour(ax, panel)
+    else:
+        raise InitlabError(f"cannot draw a panel of type {type(panel).__name__}")
+    ax.set_title(panel.title)
+    ax.set_xlabel(panel.xlabel)
+    ax.set_ylabel(panel.ylabel)
+
+
+def draw_figure(info: FigureInfo) -> Figure:
+    """Build the matplotlib ``Figure`` for ``info`` (not saved)."""
+    from matplotlib.figure import Figure
+
+    rows, cols = info.shape
+    if rows == 0 or cols == 0:
+        raise InitlabError(f"figure {info.name!r} has no panels")
+    width, height = info.panel_size
+    fig = Figure(figsize=(cols * width + 0.6, rows * height + 0.7), layout="constrained")
+    axes = fig.subplots(rows, cols, sharex=info.sharex, sharey=info.sharey, squeeze=False)
+    for i in range(rows):
+        for j in range(cols):
+            row = info.panels[i]
+            panel = row[j] if j < len(row) else None
+            if panel is None:
+                axes[i][j].set_visible(False)
+                continue
+            _draw(fig, axes[i][j], panel)
+            if i < rows - 1 and info.sharex in (True, "col") and info.panels[i + 1][j]:
+                axes[i][j].set_xlabel("")
+            if j > 0 and info.sharey in (True, "row") and row[0] is not None:
+                axes[i][j].set_ylabel("")
+    for i, label in enumerate(info.row_labels or []):
+        ax = axes[i][0]
+        ax.set_ylabel(f"{label}\n{ax.get_ylabel()}".strip(), fontsize=9.5)
+    for j, label in enumerate(info.col_labels or []):
+        axes[0][j].annotate(
+            label,
+            xy=(0.5, 1),
+            xycoords="axes fraction",
+            xytext=(0, 18 if info.panels[0][j] and info.panels[0][j].title else 6),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=10,
+            fontweight="bold",
+        )
+    fig.suptitle(info.title, fontsize=13, fontweight="bold")
+    return fig
+
+
+def render_figure(info: FigureInfo, out_dir: str | Path) -> dict[str, Path]:
+    """Draw ``info`` and save it as ``out_dir/{name}.png`` and ``.svg``; return the paths."""
+    import matplotlib
+
+    if not _NAME.match(info.name):
+        raise InitlabError(
+            f"figure name {info.name!r} is not a valid file stem; use letters, digits, - and _"
+        )
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    with matplotlib.rc_context(_RC):
+        fig = draw_figure(info)
+        for fmt in FORMATS:
+            path = out / f"{info.name}.{fmt}"
+            metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {"Software": None}
+            fig.savefig(path, format=fmt, dpi=PNG_DPI, metadata=metadata)
+            paths[fmt] = path
+    return paths
+
+
+def render_figures(infos: list[FigureInfo], out_dir: str | Path) -> list[dict[str, Path]]:
+    """Render every figure; file stems must be unique."""
+    names = [info.name for info in infos]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InitlabError(f"figure names must be unique, repeated: {', '.join(duplicates)}")
+    return [render_figure(info, out_dir) for info in infos]

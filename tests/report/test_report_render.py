@@ -1,0 +1,91 @@
+"""Figure infos are drawn to PNG and SVG; malformed infos are one-line errors."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from initlab.errors import InitlabError
+from initlab.report import (
+    ContourPanel,
+    FigureInfo,
+    HeatmapPanel,
+    HistogramPanel,
+    LinePanel,
+    Path2D,
+    Series,
+    draw_figure,
+    render_figure,
+    render_figures,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _every_panel_kind() -> FigureInfo:
+    xs = [float(i) for i in range(1, 11)]
+    line = LinePanel(
+        [
+            Series(xs, [10.0**-i for i in range(10)], "vanishing", "tab:blue"),
+            Series(xs, [0.0, math.nan, *[1.0] * 8], "with gaps", linestyle="--"),
+        ],
+        title="log axis",
+        xlabel="layer",
+        ylabel="std",
+        yscale="log",
+        hlines=[(1.0, "reference")],
+    )
+    hist = HistogramPanel([0.0, 0.5, 1.0], [3, 5], title="histogram", note="std 0.3")
+    heat = HeatmapPanel([[0.0, 1.0], [1.0, 0.0]], title="distances", colorbar_label="d")
+    grid = [-1.0, 0.0, 1.0]
+    contour = ContourPanel(
+        grid,
+        grid,
+        [[x * x + y * y for x in grid] for y in grid],
+        levels=[0.5, 1.0],
+        paths=[Path2D([-1.0, 0.0], [1.0, 0.0], "path")],
+        points=[(0.0, 0.0, "minimum")],
+    )
+    return FigureInfo("all-kinds", "Every panel kind", [[line, hist], [heat, contour]])
+
+
+def test_every_panel_kind_renders_to_png_and_svg(tmp_path: Path) -> None:
+    paths = render_figure(_every_panel_kind(), tmp_path)
+    assert set(paths) == {"png", "svg"}
+    assert paths["png"].read_bytes()[:8] == PNG_MAGIC
+    svg = paths["svg"].read_text()
+    assert "<svg" in svg and "<!-- Every panel kind -->" in svg
+    assert paths["png"].stat().st_size > 10_000
+    again = render_figure(_every_panel_kind(), tmp_path / "again")
+    assert again["svg"].read_text() == svg  # no dates, fixed ids: the same figure, the same file
+
+
+def test_layout_empty_cells_and_shared_axes() -> None:
+    line = LinePanel([Series([1.0, 2.0], [1.0, 2.0])], xlabel="x", ylabel="y")
+    info = FigureInfo(
+        "grid",
+        "Grid",
+        [[line, None], [line, line]],
+        sharex=True,
+        sharey=True,
+        row_labels=["first", "second"],
+        col_labels=["a", "b"],
+    )
+    fig = draw_figure(info)
+    axes = fig.axes
+    assert len(axes) == 4 and not axes[1].get_visible()  # the None cell is hidden
+    assert axes[0].get_xlabel() == ""  # shared x: only the bottom row keeps its label
+    assert axes[2].get_ylabel() == "second\ny" and axes[3].get_ylabel() == ""
+
+
+def test_bad_infos_are_one_line_errors(tmp_path: Path) -> None:
+    bad_hist = FigureInfo("h", "H", [[HistogramPanel([0.0, 1.0], [1, 2])]])
+    with pytest.raises(InitlabError, match="len\\(edges\\) == len\\(counts\\) \\+ 1"):
+        render_figure(bad_hist, tmp_path)
+    with pytest.raises(InitlabError, match="not a valid file stem"):
+        render_figure(FigureInfo("a/b", "T", [[LinePanel([])]]), tmp_path)
+    with pytest.raises(InitlabError, match="has no panels"):
+        render_figure(FigureInfo("empty", "T", []), tmp_path)
+    same = FigureInfo("same", "T", [[LinePanel([])]])
+    with pytest.raises(InitlabError, match="repeated: same"):
+        render_figures([same, same], tmp_path)
