@@ -38,6 +38,7 @@ from initlab.init import (
 )
 from initlab.models import MLPSpec, cnn, deep_cnn, deep_mlp, mlp
 from initlab.probes import Diagnosis, Probe, ProbeRecord, diagnose, every, logspaced, summarize
+from initlab.train.batched import BatchedResult, evaluate_batched, fit_batched
 from initlab.train.fit import fit
 from initlab.train.optim import OPTIMIZER_NAMES, Optimizer, make_optimizer
 from initlab.train.result import TrainResult
@@ -67,6 +68,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ACTIVATION_NAMES",
     "OPTIMIZER_NAMES",
+    "BatchedResult",
     "Dataset",
     "Diagnosis",
     "Experiment",
@@ -85,10 +87,12 @@ __all__ = [
     "deep_cnn",
     "deep_mlp",
     "diagnose",
+    "evaluate_batched",
     "every",
     "export_tensorboard",
     "fetch_mnist",
     "fit",
+    "fit_batched",
     "gain",
     "gaussian_inputs",
     "get_experiment",

@@ -9,6 +9,7 @@ stored in ``OUT/runs.db`` and figures plus ``summary.json`` land in ``OUT/NAME/`
 from initlab.experiments.base import (
     Experiment,
     ExperimentData,
+    GroupExperiment,
     Progress,
     Recorder,
     RunData,
@@ -35,6 +36,7 @@ __all__ = [
     "Experiment",
     "ExperimentData",
     "ExperimentResult",
+    "GroupExperiment",
     "Progress",
     "Recorder",
     "RunData",

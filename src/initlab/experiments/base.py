@@ -5,9 +5,10 @@ samplers), and the runner (:mod:`initlab.experiments.runner`) drives every exper
 same way::
 
     config = build_config(...)                 # defaults -> quick -> --config -> --set
-    for run in experiment.plan(config, seed):  # RunSpec: key, spec dict, seed
+    for run in experiment.plan(config, seed):  # RunSpec: key, spec dict, seed, group
         handle = store.start_run(...)          # None: done already (resume), skip
         outcome = experiment.execute(run, config, Recorder(handle), progress)
+        # runs sharing a ``group``: the unfinished ones go to execute_group together
     data = load_experiment_data(store, ...)    # what the runs stored, in plan order
     experiment.figures(config, data)           # FigureInfo list -> PNG + SVG
     summary = experiment.summary(config, data) # headline numbers -> summary.json
@@ -16,6 +17,14 @@ same way::
 ``execute`` writes everything it wants to keep through the :class:`Recorder`; figures and
 summaries are computed *only* from what was stored, so a resumed experiment (some runs
 computed today, some yesterday) draws exactly what a single sitting would.
+
+Group execution: runs whose :attr:`RunSpec.group` is the same string are computed together
+by :meth:`Experiment.execute_group` (e.g. one :func:`initlab.train.batched.fit_batched` over
+a grid of inits, seeds or hyperparameters with one architecture), and each is stored as its
+own run. On resume only the unfinished members of a group are passed in, so a group's
+members must be independent of each other (the batched engine's members are: they share
+only the minibatch stream, whose seed belongs in each run's spec). A member whose numbers
+went NaN/Inf is stored as diverged; the others are done.
 
 Common config keys are named the same in every experiment that has them: ``steps``,
 ``epochs``, ``batch_size``, ``seeds`` (the number of seeds; run seeds are ``seed, seed + 1,
@@ -51,12 +60,15 @@ class RunSpec:
 
     ``key`` is unique within the experiment and names the run in figures and tables
     (e.g. ``"tanh/std=0.01"``). ``spec`` must be JSON (numbers finite): with the seed it is
-    the run's identity in the store, so an unchanged run is skipped on resume.
+    the run's identity in the store, so an unchanged run is skipped on resume. ``group``
+    (None: alone) names the runs computed in one :meth:`Experiment.execute_group` call; it
+    is not part of the identity, so grouping runs differently reuses what is stored.
     """
 
     key: str
     spec: dict[str, Any]
     seed: int = 0
+    group: str | None = None  # runs with the same group are executed together; not identity
 
     def stored_spec(self) -> dict[str, Any]:
         """The spec as stored: the run's settings plus its key."""
@@ -238,6 +250,25 @@ class Experiment(ABC):
         Raise only for bugs and user errors; a numerically diverged run is a result.
         """
 
+    def execute_group(
+        self,
+        runs: Sequence[RunSpec],
+        config: Any,
+        recorders: Sequence[Recorder],
+        progress: Progress = no_progress,
+    ) -> Sequence[RunOutcome | None]:
+        """Compute the unfinished runs of one group together; one outcome per run, in order.
+
+        ``recorders[i]`` stores ``runs[i]``. The default executes the runs one by one;
+        experiments with a batched computation (e.g. :class:`GroupExperiment`) override it.
+        ``runs`` may be any subset of the group (on resume, only the missing members), so
+        every run's numbers must not depend on which other runs are computed with it.
+        """
+        return [
+            self.execute(run, config, recorder, progress)
+            for run, recorder in zip(runs, recorders, strict=True)
+        ]
+
     @abstractmethod
     def figures(self, config: Any, data: ExperimentData) -> list[FigureInfo]:
         """The figure infos, computed from the stored data only."""
@@ -249,3 +280,27 @@ class Experiment(ABC):
     @abstractmethod
     def verdicts(self, summary: dict[str, Any]) -> list[str]:
         """The sentences the experiment is about, from its summary."""
+
+
+class GroupExperiment(Experiment):
+    """An experiment whose runs are computed in groups: implement :meth:`execute_group`.
+
+    A single run (an ungrouped one, or the one missing member of a group) is the group of
+    one, so :meth:`execute` needs no code of its own.
+    """
+
+    def execute(
+        self, run: RunSpec, config: Any, recorder: Recorder, progress: Progress = no_progress
+    ) -> RunOutcome | None:
+        """The group of one: ``execute_group([run], config, [recorder], progress)[0]``."""
+        return self.execute_group([run], config, [recorder], progress)[0]
+
+    @abstractmethod
+    def execute_group(
+        self,
+        runs: Sequence[RunSpec],
+        config: Any,
+        recorders: Sequence[Recorder],
+        progress: Progress = no_progress,
+    ) -> Sequence[RunOutcome | None]:
+        """Compute ``runs`` together (see :meth:`Experiment.execute_group`)."""

@@ -19,6 +19,12 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "initlab.experiments.exploding_product",
     "initlab.experiments.depth_scan",
     "initlab.experiments.optimizer_paths",
+    "initlab.experiments.init_compare",
+    "initlab.experiments.optimizer_compare",
+    "initlab.experiments.batchnorm",
+    "initlab.experiments.overfit",
+    "initlab.experiments.ensemble",
+    "initlab.experiments.lab09",
 )
 """Modules holding the built-in experiments, in the order ``initlab run --list`` shows them."""
 

@@ -5,7 +5,9 @@
 1. build the config: defaults -> ``quick`` overrides -> ``--config FILE.toml`` -> ``--set``;
 2. plan the runs and store each in ``OUT/runs.db`` (:class:`initlab.store.RunStore`); a run
    already done (or diverged) with the same spec and seed is skipped, so an interrupted
-   experiment started again loses nothing and computes only what is missing;
+   experiment started again loses nothing and computes only what is missing; runs that
+   share a ``group`` are claimed together and their unfinished members computed in one
+   ``execute_group`` call (a partly finished group computes only its missing members);
 3. record a run whose numbers went NaN/Inf as "diverged" and go on with the others;
 4. read every planned run back from the store, draw the figures (PNG and SVG) and write
    ``OUT/NAME/summary.json``: config (with help), headline numbers, verdicts, figure files,
@@ -20,7 +22,7 @@ import os
 import platform
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,41 +164,107 @@ def _execute_one(
     experiment: Experiment, run: RunSpec, config: Any, handle: Any, progress: Progress
 ) -> str:
     """Execute one claimed run inside its handle; return the final status."""
-    recorder = Recorder(handle)
-    with handle:
-        outcome = experiment.execute(run, config, recorder, progress) or RunOutcome()
-        status = outcome.status
-        if recorder.nonfinite and status == "done":
-            status = "diverged"
-        handle.finish(status, outcome.summary)
-    return status
+    return _execute_group(experiment, [run], config, [handle], progress, grouped=False)[0]
+
+
+def _final_status(outcome: RunOutcome | None, recorder: Recorder) -> tuple[str, dict[str, Any]]:
+    """The status to store: the outcome's, or "diverged" when the recorder saw NaN/Inf."""
+    outcome = outcome or RunOutcome()
+    status = outcome.status
+    if recorder.nonfinite and status == "done":
+        status = "diverged"
+    return status, outcome.summary
+
+
+def _execute_group(
+    experiment: Experiment,
+    runs: Sequence[RunSpec],
+    config: Any,
+    handles: Sequence[Any],
+    progress: Progress,
+    grouped: bool = True,
+) -> list[str]:
+    """Execute claimed runs (one, or a group's unfinished members) inside their handles.
+
+    Every handle is held open around the computation: an exception or an interrupt marks
+    all of them failed / interrupted (resume computes them again). Returns the statuses.
+    """
+    recorders = [Recorder(handle) for handle in handles]
+    with ExitStack() as stack:
+        for handle in handles:
+            stack.enter_context(handle)
+        if grouped:
+            outcomes = list(experiment.execute_group(runs, config, recorders, progress))
+        else:
+            outcomes = [experiment.execute(runs[0], config, recorders[0], progress)]
+        if len(outcomes) != len(runs):
+            raise InitlabError(
+                f"experiment {experiment.name!r} returned {len(outcomes)} outcomes for a group "
+                f"of {len(runs)} runs"
+            )
+        statuses = []
+        for handle, recorder, outcome in zip(handles, recorders, outcomes, strict=True):
+            status, summary = _final_status(outcome, recorder)
+            handle.finish(status, summary)
+            statuses.append(status)
+    return statuses
+
+
+def _plan_units(plan: Sequence[RunSpec]) -> list[list[RunSpec]]:
+    """The plan cut into what is executed together: single runs, and whole groups (placed
+    where their first member is planned)."""
+    units: list[list[RunSpec]] = []
+    groups: dict[str, list[RunSpec]] = {}
+    for run in plan:
+        if run.group is None:
+            units.append([run])
+        elif run.group in groups:
+            groups[run.group].append(run)
+        else:
+            groups[run.group] = [run]
+            units.append(groups[run.group])
+    return units
 
 
 def _execute_plan(
     store: RunStore, experiment: Experiment, plan: Sequence[RunSpec], config: Any, show: bool
 ) -> tuple[list[str], list[str]]:
-    """Run every planned run the store does not have yet; return (executed, skipped) keys."""
+    """Run every planned run the store does not have yet; return (executed, skipped) keys.
+
+    Runs of one group are claimed together and the unfinished ones computed in one
+    ``execute_group`` call.
+    """
     executed: list[str] = []
     skipped: list[str] = []
     with _progress_display(show) as bar:
         overall = bar.add_task(f"[bold]{experiment.name}", total=len(plan)) if bar else None
-        for run in plan:
-            handle = store.start_run(experiment.name, run.stored_spec(), run.seed)
-            if handle is None:
-                skipped.append(run.key)
-            else:
-                task = bar.add_task(f"  {run.key}", total=1.0) if bar else None
+        for unit in _plan_units(plan):
+            claimed = []
+            for run in unit:
+                handle = store.start_run(experiment.name, run.stored_spec(), run.seed)
+                if handle is None:
+                    skipped.append(run.key)
+                else:
+                    claimed.append((run, handle))
+            if claimed:
+                runs = [run for run, _ in claimed]
+                label = runs[0].key if unit[0].group is None else f"{unit[0].group} ({len(runs)})"
+                task = bar.add_task(f"  {label}", total=1.0) if bar else None
 
                 def report(done: float, total: float, task: Any = task) -> None:
                     if bar is not None:
                         bar.update(task, completed=done, total=max(total, 1e-12))
 
-                _execute_one(experiment, run, config, handle, report)
-                executed.append(run.key)
+                handles = [handle for _, handle in claimed]
+                if unit[0].group is None:
+                    _execute_one(experiment, runs[0], config, handles[0], report)
+                else:
+                    _execute_group(experiment, runs, config, handles, report)
+                executed.extend(run.key for run in runs)
                 if bar is not None:
                     bar.remove_task(task)
             if bar is not None:
-                bar.advance(overall)
+                bar.advance(overall, len(unit))
     return executed, skipped
 
 

@@ -37,7 +37,7 @@ from initlab.train.result import RunStatus, TrainResult
 Callback = Callable[[dict[str, Any]], bool | None]
 """Called with every history row as it is logged; returning True stops the run early."""
 
-_DROPOUT_SEED_OFFSET = 0x5D0C_7A11  # keeps the dropout stream apart from the batch stream
+DROPOUT_SEED_OFFSET = 0x5D0C_7A11  # keeps the dropout stream apart from the batch stream
 
 
 class _Gate:
@@ -135,7 +135,7 @@ def evaluate(
 
 
 @contextmanager
-def _progress_bar(total: int, enabled: bool) -> Iterator[Callable[[int, float | None], None]]:
+def progress_bar(total: int, enabled: bool) -> Iterator[Callable[[int, float | None], None]]:
     """A rich progress bar (or a no-op) yielding ``update(steps_done, loss)``."""
     if not enabled:
         yield lambda done, loss: None
@@ -289,12 +289,12 @@ def fit(
     with ExitStack() as stack:
         stack.callback(model.train, was_training)  # leave the model in the caller's mode
         stack.enter_context(_fork_rng(loop.device))
-        torch.manual_seed(seed + _DROPOUT_SEED_OFFSET)
+        torch.manual_seed(seed + DROPOUT_SEED_OFFSET)
         prober = None
         if probe is not None:
             prober = Probe(model, probe_layers, schedule=loop.gate, histograms=histograms)
             stack.enter_context(prober)
-        loop.run(batches, prober, stack.enter_context(_progress_bar(total, progress)))
+        loop.run(batches, prober, stack.enter_context(progress_bar(total, progress)))
         records = [r.to_dict() for r in prober.records] if prober is not None else []
     wall = time.perf_counter() - start
 

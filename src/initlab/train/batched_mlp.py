@@ -1,0 +1,507 @@
+"""N MLPs of one architecture as stacked tensors, with a hand-written forward and backward.
+
+The members' parameters are stacked along a new leading dimension (``[N, out, in]`` for a
+weight, ``[N, out]`` for a bias), in the order and under the names of
+``mlp(**spec).named_parameters()``. Activations are kept feature-major, ``[N, features,
+batch]``, so that every layer is one batched matrix product over contiguous memory:
+
+1. Layer 1 reads the minibatch that all members share, so it is ONE matrix product for
+   all members: ``Z1[N*H, B] = W1[N*H, in] @ x[B, in]^T + b1``; its weight gradient is
+   again one product, ``dW1[N*H, in] = dZ1[N*H, B] @ x[B, in]`` (no input gradient).
+2. Layer l > 1: ``Z_l = W_l @ H_{l-1} + b_l`` (``baddbmm`` over members),
+   ``dW_l = dZ_l @ H_{l-1}^T``, ``db_l = sum_b dZ_l``, ``dH_{l-1} = W_l^T @ dZ_l``.
+3. Hidden layers: ``U = BN(Z)`` (Ioffe & Szegedy 2015) or ``U = Z``; ``A = f(U)``;
+   ``H = A * mask / (1 - p)`` with dropout (Srivastava et al. 2014) or ``H = A``.
+4. Loss: the mean softmax cross-entropy of each member, dL/dZ_L = (softmax - onehot) / B.
+5. Optionally, plain SGD is applied inside the weight-gradient products:
+   ``W <- W - lr * dZ @ H^T`` is one ``baddbmm_`` with ``alpha = -lr``, so the gradients
+   are never written and no separate optimizer pass reads them.
+
+Every intermediate lives in a preallocated buffer (one set per batch size and mode), so a
+training step allocates next to nothing and runs no autograd.
+
+Dropout masks are drawn as ``torch.nn.functional.dropout`` draws them on the CPU (a
+``bernoulli_(1 - p)`` tensor of shape ``[B, H]`` per layer, divided by ``1 - p``), from one
+generator per member; seeded like :func:`initlab.train.fit.fit` seeds its global RNG, a
+member gets exactly the masks that ``fit`` would give it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from initlab.errors import InitlabError
+from initlab.models.mlp import MLPSpec, mlp
+from initlab.train.batched_ops import activation_kernels, softmax_cross_entropy_
+
+_MAX_WORKSPACES = 6  # cached buffer sets: training batch, short last batch, eval, probe data
+
+Tap = Callable[[str, str, Tensor], None]
+"""``tap(kind, layer, stacked)`` sees every intermediate as it is computed: ``kind`` is
+"preactivation", "activation" or "gradient" (a Probe's kinds), ``layer`` the module name
+in ``mlp(**spec)`` (``linear2``, ``act1`` ...), ``stacked`` the ``[N, features, B]`` tensor
+(valid only during the call)."""
+
+
+@dataclass
+class Workspace:
+    """Buffers of one forward (and backward) pass at one batch size, all ``[N, F, B]``.
+
+    Index ``i`` is layer ``i + 1``: ``z`` the affine outputs (the last one the logits),
+    ``u`` the activations' inputs (``z`` itself without batch norm), ``a`` the activations'
+    outputs (``u`` itself, overwritten, when the derivative needs only the output: ReLU,
+    sigmoid, tanh, identity), ``h`` the layer outputs after dropout (``a`` itself without
+    dropout), ``gh`` the back-propagated gradients dL/dH, ``gz`` the gradients dL/dZ (the
+    backward buffers are shared by all hidden layers of one width). Each value is valid
+    only while its layer is being computed, as a :data:`Tap` sees it.
+    """
+
+    batch: int
+    z: list[Tensor] = field(default_factory=list)
+    xhat: list[Tensor] = field(default_factory=list)
+    invstd: list[Tensor] = field(default_factory=list)
+    u: list[Tensor] = field(default_factory=list)
+    a: list[Tensor] = field(default_factory=list)
+    mask: list[Tensor] = field(default_factory=list)
+    h: list[Tensor] = field(default_factory=list)
+    gh: list[Tensor] = field(default_factory=list)
+    gu: list[Tensor] = field(default_factory=list)
+    gz: list[Tensor] = field(default_factory=list)
+    scratch: list[Tensor] = field(default_factory=list)
+    ht: list[Tensor] = field(default_factory=list)  # h transposed, [N, B, F] views
+    noise: Tensor | None = None  # flat buffer for one member's [B, H] dropout draw
+    minus_one: Tensor | None = None  # [N, 1, B] of -1: subtracts the one-hot labels
+
+
+@dataclass
+class _Affine:
+    """Views of one affine layer's parameters and gradients, made once (the optimizer
+    updates the stacked tensors in place, so the views stay valid)."""
+
+    w: Tensor  # [N, out, in]; for layer 1 the flat [N * out, in] view
+    wt: Tensor  # [N, in, out]
+    b: Tensor | None  # [N, out, 1]; for layer 1 [N * out, 1]
+    bias: Tensor | None  # the bias parameter itself, [N, out]
+    gw: Tensor  # like w
+    gb: Tensor | None  # [N, out]
+
+
+class StepOutput(NamedTuple):
+    """What :meth:`StackedMLP.train_step` returns."""
+
+    loss: Tensor  # [N] mean cross-entropy of each member on the minibatch
+    logits: Tensor  # [N, C, B], a workspace buffer
+    updated: bool  # True when the SGD update was fused into the backward pass
+
+
+class StackedMLP:
+    """``N`` members of one :class:`~initlab.models.MLPSpec`, trained by hand-written kernels.
+
+    Args:
+        spec: the shared architecture.
+        members: ``N`` modules with the parameter names and shapes of ``mlp(**spec)``
+            (normally built by it); their parameters and batch-norm buffers are copied.
+        dropout: one dropout probability per member (default: ``spec.dropout`` for all).
+        dropout_seeds: one seed per member for its dropout masks (default: 0 for all).
+    """
+
+    def __init__(
+        self,
+        spec: MLPSpec,
+        members: Sequence[nn.Module],
+        *,
+        dropout: Sequence[float] | None = None,
+        dropout_seeds: Sequence[int] | None = None,
+    ) -> None:
+        if len(members) == 0:
+            raise InitlabError("the batched engine needs at least one member model")
+        self.spec = spec
+        self.n = len(members)
+        self.act = activation_kernels(spec.activation)
+        with torch.device("meta"):  # names and shapes only: no memory, no global RNG draw
+            self.reference = mlp(**spec.to_dict())
+        _check_members(self.reference, members)
+        names = [name for name, _ in self.reference.named_parameters()]
+        with torch.no_grad():
+            per_member = [dict(m.named_parameters()) for m in members]
+            self.params = [
+                torch.stack([p[name].detach().float() for p in per_member]).contiguous()
+                for name in names
+            ]
+            buffers = [dict(m.named_buffers()) for m in members]
+            self.buffers: OrderedDict[str, Tensor] = OrderedDict(
+                (name, torch.stack([b[name].detach().clone() for b in buffers]).contiguous())
+                for name, _ in self.reference.named_buffers()
+            )
+        self.device = self.params[0].device
+        self.param_names = names
+        self.grads = [torch.zeros_like(p) for p in self.params]
+        index = {name: i for i, name in enumerate(names)}
+        depth = spec.depth
+        self.weight = [index[f"linear{i}.weight"] for i in range(1, depth + 1)]
+        self.bias = [index.get(f"linear{i}.bias") for i in range(1, depth + 1)]
+        self.gamma = [index.get(f"norm{i}.weight") for i in range(1, depth)]
+        self.beta = [index.get(f"norm{i}.bias") for i in range(1, depth)]
+        self.layers = [self._affine(i) for i in range(depth)]
+        norm = next((m for m in self.reference.modules() if isinstance(m, nn.BatchNorm1d)), None)
+        self.bn_eps = float(norm.eps) if norm is not None else 1e-5
+        self.bn_momentum = float(norm.momentum or 0.1) if norm is not None else 0.1
+        self._init_dropout(dropout, dropout_seeds)
+        self._workspaces: OrderedDict[tuple[int, bool, bool], Workspace] = OrderedDict()
+        #: bool ``[N]`` or None: members whose batch-norm running statistics stay put
+        self.frozen: Tensor | None = None
+
+    def _affine(self, i: int) -> _Affine:
+        w, gw = self.params[self.weight[i]], self.grads[self.weight[i]]
+        bias = self.bias[i]
+        b = bp = gb = None
+        if bias is not None:
+            bp, gb = self.params[bias], self.grads[bias]
+            b = bp.unsqueeze(2)
+        if i == 0:  # layer 1: one GEMM for all members
+            flat = (-1, w.shape[2])
+            b_flat = None if b is None else b.view(-1, 1)
+            return _Affine(w.view(flat), w.transpose(1, 2), b_flat, bp, gw.view(flat), gb)
+        return _Affine(w, w.transpose(1, 2), b, bp, gw, gb)
+
+    def _init_dropout(self, dropout: Sequence[float] | None, seeds: Sequence[int] | None) -> None:
+        rates = [float(self.spec.dropout)] * self.n if dropout is None else list(dropout)
+        if len(rates) != self.n or not all(0.0 <= p < 1.0 for p in rates):
+            raise InitlabError(
+                f"dropout needs one probability in [0, 1) per member ({self.n}), got {rates}"
+            )
+        seeds = [0] * self.n if seeds is None else [int(s) for s in seeds]
+        if len(seeds) != self.n:
+            raise InitlabError(f"dropout_seeds needs one seed per member ({self.n}), got {seeds}")
+        self.dropout = rates
+        self.use_dropout = any(p > 0 for p in rates)
+        self._dropping = [n for n, p in enumerate(rates) if p > 0]
+        self._generators = {n: torch.Generator().manual_seed(seeds[n]) for n in self._dropping}
+
+    # ------------------------------------------------------------------ members in and out
+    def member_state_dict(self, member: int) -> dict[str, Tensor]:
+        """Member ``member``'s ``state_dict`` (CPU copies), loadable into ``mlp(**spec)``."""
+        state = {
+            name: p[member].detach().to("cpu", copy=True)
+            for name, p in zip(self.param_names, self.params, strict=True)
+        }
+        state.update({name: b[member].to("cpu", copy=True) for name, b in self.buffers.items()})
+        return state
+
+    def member_model(self, member: int) -> nn.Module:
+        """A fresh ``mlp(**spec)`` holding member ``member``'s current parameters."""
+        return load_member(self.spec, self.member_state_dict(member))
+
+    # ------------------------------------------------------------------------- buffers
+    def workspace(self, batch: int, train: bool, grad: bool) -> Workspace:
+        """Buffers for a pass over ``batch`` samples (cached per size, mode and backward)."""
+        key = (batch, train, grad)
+        ws = self._workspaces.get(key)
+        if ws is not None:
+            self._workspaces.move_to_end(key)
+            return ws
+        ws = self._new_workspace(batch, train, grad)
+        self._workspaces[key] = ws
+        if len(self._workspaces) > _MAX_WORKSPACES:
+            self._workspaces.popitem(last=False)
+        return ws
+
+    def _new_workspace(self, batch: int, train: bool, grad: bool) -> Workspace:
+        n, widths, bn = self.n, self.spec.widths, self.spec.batchnorm
+        ws = Workspace(batch)
+        drop = train and self.use_dropout
+
+        def buf(width: int) -> Tensor:
+            return torch.empty(n, width, batch, device=self.device)
+
+        shared: dict[tuple[str, int], Tensor] = {}
+
+        def scratch(role: str, width: int) -> Tensor:
+            """One buffer per role and width, reused by every layer (backward passes touch
+            one layer at a time, so a small working set stays in cache)."""
+            if (role, width) not in shared:
+                shared[role, width] = buf(width)
+            return shared[role, width]
+
+        ws.z = [buf(w) for w in widths[1:]]
+        for i, width in enumerate(widths[1:-1]):
+            ws.u.append(buf(width) if bn else ws.z[i])
+            ws.a.append(ws.u[i] if self.act.output_only else buf(width))
+            if bn:
+                ws.xhat.append(buf(width))
+                ws.invstd.append(torch.empty(n, width, 1, device=self.device))
+            ws.mask.append(torch.ones(n, width, batch, device=self.device) if drop else ws.a[i])
+            ws.h.append(buf(width) if drop else ws.a[i])
+            ws.ht.append(ws.h[i].transpose(1, 2))
+            if grad:
+                ws.gh.append(scratch("gh", width))
+                ws.gz.append(scratch("gz", width))
+                ws.gu.append(scratch("gu", width) if bn else ws.gz[i])
+                ws.scratch.append(scratch("tmp", width) if bn else ws.gz[i])
+        if drop:  # drawn on the CPU, as fit's F.dropout draws from the CPU generator
+            ws.noise = torch.empty(batch * max(widths[1:-1]))
+        if grad:
+            ws.gz.append(buf(widths[-1]))
+            ws.minus_one = torch.full((n, 1, batch), -1.0, device=self.device)
+        return ws
+
+    # ------------------------------------------------------------------------- forward
+    @torch.no_grad()
+    def forward(
+        self, x: Tensor, train: bool, ws: Workspace | None = None, tap: Tap | None = None
+    ) -> Tensor:
+        """Logits ``[N, C, B]`` of every member for inputs ``x`` ``[B, in]`` (shared).
+
+        ``train``: batch norm uses batch statistics (and updates the running ones) and
+        dropout is on; otherwise batch norm uses its running statistics, dropout is off.
+        """
+        batch = x.shape[0]
+        ws = ws if ws is not None else self.workspace(batch, train, False)
+        depth = self.spec.depth
+        h_prev = x
+        for i, layer in enumerate(self.layers):
+            z = ws.z[i]
+            if i == 0:  # one GEMM for all members: [N*out, in] @ [in, B]
+                if layer.b is None:
+                    torch.mm(layer.w, x.t(), out=z.view(-1, batch))
+                else:
+                    torch.addmm(layer.b, layer.w, x.t(), out=z.view(-1, batch))
+            elif layer.b is None:
+                torch.bmm(layer.w, h_prev, out=z)
+            else:
+                torch.baddbmm(layer.b, layer.w, h_prev, out=z)
+            if tap is not None:
+                tap("preactivation", f"linear{i + 1}", z)
+            if i < depth - 1:
+                h_prev = self._hidden_forward(i, ws, train, tap)
+        return ws.z[-1]
+
+    def _hidden_forward(self, i: int, ws: Workspace, train: bool, tap: Tap | None) -> Tensor:
+        """Batch norm, activation and dropout of hidden layer ``i + 1``; returns H."""
+        if self.spec.batchnorm:
+            self._batchnorm_forward(i, ws, train)
+            if tap is not None:
+                tap("activation", f"norm{i + 1}", ws.u[i])
+        self.act.forward(ws.u[i], ws.a[i])
+        if tap is not None:
+            tap("activation", f"act{i + 1}", ws.a[i])
+        if train and self.use_dropout:
+            self._draw_masks(ws.mask[i], ws)
+            torch.mul(ws.a[i], ws.mask[i], out=ws.h[i])
+        if tap is not None and self.spec.dropout > 0:
+            tap("activation", f"dropout{i + 1}", ws.h[i])
+        return ws.h[i]
+
+    def _draw_masks(self, mask: Tensor, ws: Workspace) -> None:
+        """mask[n] = bernoulli(1 - p_n) / (1 - p_n), drawn as F.dropout draws it ([B, H])."""
+        assert ws.noise is not None
+        noise = ws.noise[: ws.batch * mask.shape[1]].view(ws.batch, mask.shape[1])
+        for n in self._dropping:
+            keep = 1.0 - self.dropout[n]
+            noise.bernoulli_(keep, generator=self._generators[n]).div_(keep)
+            mask[n].copy_(noise.t())
+
+    def _batchnorm_forward(self, i: int, ws: Workspace, train: bool) -> None:
+        """U = gamma * (Z - mean) / sqrt(var + eps) + beta, per member and feature."""
+        z, xhat, invstd = ws.z[i], ws.xhat[i], ws.invstd[i]
+        rm = self.buffers[f"norm{i + 1}.running_mean"]
+        rv = self.buffers[f"norm{i + 1}.running_var"]
+        if train:
+            var, mean = torch.var_mean(z, 2, correction=0, keepdim=True)
+            torch.rsqrt(var + self.bn_eps, out=invstd)
+            self._update_running(i, mean.squeeze(2), var.squeeze(2), z.shape[2])
+        else:
+            mean = rm.unsqueeze(2)
+            torch.rsqrt(rv.unsqueeze(2) + self.bn_eps, out=invstd)
+        torch.sub(z, mean, out=xhat).mul_(invstd)
+        gamma, beta = self._norm_params(i)
+        torch.addcmul(beta.unsqueeze(2), xhat, gamma.unsqueeze(2), out=ws.u[i])
+
+    def _norm_params(self, i: int) -> tuple[Tensor, Tensor]:
+        """(gamma, beta) ``[N, H]`` of hidden layer ``i + 1``'s batch norm."""
+        gamma, beta = self.gamma[i], self.beta[i]
+        assert gamma is not None and beta is not None  # mlp() builds affine batch norms
+        return self.params[gamma], self.params[beta]
+
+    def _update_running(self, i: int, mean: Tensor, var: Tensor, batch: int) -> None:
+        """torch's update r <- (1 - m) r + m * stat, with the unbiased batch variance;
+        members marked in :attr:`frozen` keep their statistics."""
+        m = self.bn_momentum
+        rm = self.buffers[f"norm{i + 1}.running_mean"]
+        rv = self.buffers[f"norm{i + 1}.running_var"]
+        count = self.buffers[f"norm{i + 1}.num_batches_tracked"]
+        new_mean = rm * (1.0 - m) + mean * m
+        new_var = rv * (1.0 - m) + var * (batch / max(batch - 1, 1)) * m
+        if self.frozen is None:
+            rm.copy_(new_mean)
+            rv.copy_(new_var)
+            count.add_(1)
+        else:
+            torch.where(self.frozen.unsqueeze(1), rm, new_mean, out=rm)
+            torch.where(self.frozen.unsqueeze(1), rv, new_var, out=rv)
+            count.add_((~self.frozen).long())
+
+    # ------------------------------------------------------------------------ backward
+    @torch.no_grad()
+    def train_step(
+        self, x: Tensor, y: Tensor, tap: Tap | None = None, sgd_lr: float | Tensor | None = None
+    ) -> StepOutput:
+        """Forward and backward on one minibatch in train mode; fills :attr:`grads`.
+
+        Args:
+            x: ``[B, in]`` inputs shared by all members; y: ``[B]`` int64 class labels.
+            tap: sees every intermediate (for probes).
+            sgd_lr: fuse plain SGD (no momentum, no weight decay) into the backward pass:
+                ``W <- W - lr * dL/dW`` is computed by the weight-gradient products
+                themselves (``baddbmm`` with ``alpha = -lr``), which saves writing the
+                gradients and a separate optimizer pass. A float, or ``[N]`` per member.
+                Only when every loss is finite; otherwise (and always without it) the
+                gradients go to :attr:`grads` and ``updated`` is False.
+        """
+        return self._pass(x, y, True, tap, sgd_lr)
+
+    @torch.no_grad()
+    def eval_grad_step(self, x: Tensor, y: Tensor, tap: Tap | None = None) -> Tensor:
+        """Forward and backward in eval mode (running batch-norm statistics, no dropout),
+        e.g. on a fixed probe set; fills :attr:`grads` and returns the losses ``[N]``."""
+        return self._pass(x, y, False, tap, None).loss
+
+    def _pass(
+        self, x: Tensor, y: Tensor, train: bool, tap: Tap | None, sgd_lr: float | Tensor | None
+    ) -> StepOutput:
+        ws = self.workspace(x.shape[0], train, True)
+        logits = self.forward(x, train, ws, tap)
+        assert ws.minus_one is not None
+        target = y.view(1, 1, -1).expand(self.n, 1, -1)
+        loss = softmax_cross_entropy_(logits, target, ws.minus_one, ws.gz[-1])
+        if sgd_lr is not None and not all(math.isfinite(v) for v in loss.tolist()):
+            sgd_lr = None  # a diverging member must not be updated: gradients instead
+        self._backward(x, ws, train, tap, sgd_lr)
+        return StepOutput(loss, logits, sgd_lr is not None)
+
+    def _backward(
+        self, x: Tensor, ws: Workspace, train: bool, tap: Tap | None, sgd_lr: float | Tensor | None
+    ) -> None:
+        dropout = train and self.use_dropout
+        neg_lr = None if not isinstance(sgd_lr, Tensor) else (-sgd_lr).view(-1, 1, 1)
+        for i in range(self.spec.depth - 1, -1, -1):
+            layer, gz = self.layers[i], ws.gz[i]
+            if tap is not None:
+                tap("gradient", f"linear{i + 1}", gz)
+            j = i - 1  # the hidden layer below
+            if i > 0:  # dL/dH below, with W as it was before any update
+                torch.bmm(layer.wt, gz, out=ws.gh[j])
+            if sgd_lr is None:
+                self._weight_grads(i, gz, x, ws)
+            else:
+                self._sgd_update(i, gz, x, ws, sgd_lr, neg_lr)
+            if i == 0:
+                return
+            gh = ws.gh[j]
+            if tap is not None and dropout:
+                tap("gradient", f"dropout{j + 1}", gh)
+            if dropout:
+                gh.mul_(ws.mask[j])
+            if tap is not None:
+                tap("gradient", f"act{j + 1}", gh)
+                if not dropout and self.spec.dropout > 0:  # eval mode: the same tensor
+                    tap("gradient", f"dropout{j + 1}", gh)
+            self.act.backward(gh, ws.u[j], ws.a[j], ws.gu[j])
+            if self.spec.batchnorm:
+                if tap is not None:
+                    tap("gradient", f"norm{j + 1}", ws.gu[j])
+                self._batchnorm_backward(j, ws, train)
+                if sgd_lr is not None:
+                    self._sgd_norm_update(j, sgd_lr)
+
+    def _weight_grads(self, i: int, gz: Tensor, x: Tensor, ws: Workspace) -> None:
+        """dL/dW = dZ @ H^T and dL/db = sum_b dZ of layer ``i + 1`` into :attr:`grads`."""
+        layer = self.layers[i]
+        if i == 0:  # one GEMM for all members: [N*out, B] @ [B, in]
+            torch.mm(gz.view(-1, ws.batch), x, out=layer.gw)
+        else:
+            torch.bmm(gz, ws.ht[i - 1], out=layer.gw)
+        if layer.gb is not None:
+            torch.sum(gz, 2, out=layer.gb)
+
+    def _sgd_update(
+        self,
+        i: int,
+        gz: Tensor,
+        x: Tensor,
+        ws: Workspace,
+        lr: float | Tensor,
+        neg_lr: Tensor | None,
+    ) -> None:
+        """W <- W - lr * dZ @ H^T and b <- b - lr * sum_b dZ, in the products themselves
+        (per-member rates scale dZ first; dZ is not needed afterwards)."""
+        layer = self.layers[i]
+        alpha = 1.0
+        if neg_lr is not None:
+            gz.mul_(neg_lr)
+        else:
+            alpha = -float(lr)
+        if i == 0:
+            layer.w.addmm_(gz.view(-1, ws.batch), x, alpha=alpha)
+        else:
+            layer.w.baddbmm_(gz, ws.ht[i - 1], alpha=alpha)
+        if layer.bias is not None and layer.gb is not None:
+            torch.sum(gz, 2, out=layer.gb)
+            layer.bias.add_(layer.gb, alpha=alpha)
+
+    def _sgd_norm_update(self, j: int, lr: float | Tensor) -> None:
+        """gamma, beta <- gamma, beta - lr * their gradients (fused-SGD steps)."""
+        for index in (self.gamma[j], self.beta[j]):
+            assert index is not None
+            if isinstance(lr, Tensor):
+                self.params[index].addcmul_(self.grads[index], lr.view(-1, 1), value=-1.0)
+            else:
+                self.params[index].add_(self.grads[index], alpha=-lr)
+
+    def _batchnorm_backward(self, j: int, ws: Workspace, train: bool) -> None:
+        """Ioffe & Szegedy (2015), with g = dL/dU and xhat the normalized input::
+
+        dgamma = sum_b g * xhat;   dbeta = sum_b g
+        dZ = gamma * invstd * (g - dbeta / B - xhat * dgamma / B)   (train mode)
+        dZ = gamma * invstd * g                                      (eval mode)
+        """
+        gu, xhat, gz, batch = ws.gu[j], ws.xhat[j], ws.gz[j], ws.batch
+        gamma_index, beta_index = self.gamma[j], self.beta[j]
+        assert gamma_index is not None and beta_index is not None
+        g_gamma, g_beta = self.grads[gamma_index], self.grads[beta_index]
+        torch.sum(gu, 2, out=g_beta)
+        torch.mul(gu, xhat, out=ws.scratch[j])
+        torch.sum(ws.scratch[j], 2, out=g_gamma)
+        if train:
+            torch.addcmul(gu, xhat, g_gamma.unsqueeze(2), value=-1.0 / batch, out=gz)
+            gz.sub_(g_beta.unsqueeze(2), alpha=1.0 / batch)
+        else:
+            gz.copy_(gu)
+        gz.mul_(ws.invstd[j] * self.params[gamma_index].unsqueeze(2))
+
+
+def load_member(spec: MLPSpec, state: dict[str, Tensor]) -> nn.Module:
+    """``mlp(**spec)`` loaded with ``state``, built without touching torch's global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        model = mlp(**spec.to_dict())
+    model.load_state_dict(state)
+    return model
+
+
+def _check_members(reference: nn.Module, members: Sequence[nn.Module]) -> None:
+    """Every member must have the parameter and buffer names and shapes of ``reference``."""
+    want = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    for i, member in enumerate(members):
+        got = {k: tuple(v.shape) for k, v in member.state_dict().items()}
+        if got != want:
+            raise InitlabError(
+                f"member {i} does not match the architecture: expected the parameters of "
+                f"mlp(**spec) {sorted(want)}, got {sorted(got)}"
+            )
