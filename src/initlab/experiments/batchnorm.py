@@ -39,7 +39,7 @@ from initlab.experiments.mnist_task import (
     check_dataset,
     check_hidden,
     dataset_title,
-    load_split,
+    group_task,
     train_group,
 )
 from initlab.experiments.registry import register
@@ -120,18 +120,15 @@ class Batchnorm(GroupExperiment):
         recorders: list[Recorder],
         progress: Progress = no_progress,
     ) -> list[RunOutcome]:
-        from initlab.models.mlp import MLPSpec
-
         first = runs[0].spec
-        train = load_split(first["dataset"], "train", first["train_size"])
-        widths = (train.num_features, *first["hidden"], train.num_classes)
+        task = group_task(first, test=False)
         _, outcomes = train_group(
             runs,
             recorders,
             progress,
             members=[(f"normal:std={run.spec['std']!r}", run.seed) for run in runs],
-            data=train,
-            spec=MLPSpec(widths, first["activation"], batchnorm=first["batchnorm"]),
+            data=task.train,
+            spec=task.spec,
             keep=("train_loss", "train_eval_acc"),
             lr=first["lr"],
             epochs=first["epochs"],

@@ -40,7 +40,7 @@ from initlab.experiments.mnist_task import (
     check_dataset,
     check_hidden,
     dataset_title,
-    load_split,
+    group_task,
     train_group,
 )
 from initlab.experiments.registry import register
@@ -114,32 +114,29 @@ class Ensemble(GroupExperiment):
         recorders: list[Recorder],
         progress: Progress = no_progress,
     ) -> list[RunOutcome]:
-        from initlab.models.mlp import MLPSpec
-
         first = runs[0].spec
-        train = load_split(first["dataset"], "train")
-        test = load_split(first["dataset"], "test")
-        widths = (train.num_features, *first["hidden"], train.num_classes)
+        task = group_task(first)
         result, outcomes = train_group(
             runs,
             recorders,
             progress,
             members=[(run.spec["init"], run.seed) for run in runs],
-            data=train,
-            spec=MLPSpec(widths, first["activation"]),
+            data=task.train,
+            spec=task.spec,
             keep=("train_loss", "valid_acc", "valid_loss"),
             lr=first["lr"],
             steps=first["steps"],
             batch_size=first["batch_size"],
             batch_seed=first["batch_seed"],
-            eval_data=test,
+            eval_data=task.test,
             eval_every=first["eval_every"],
         )
+        assert task.test is not None
         for member, recorder in enumerate(recorders):
             model = result.model(member).eval()
             with torch.no_grad():
-                probs = torch.softmax(model(test.x), dim=1)
-            recorder.save_params({"test_probs": probs.float(), "test_labels": test.y})
+                probs = torch.softmax(model(task.test.x), dim=1)
+            recorder.save_params({"test_probs": probs.float(), "test_labels": task.test.y})
         return outcomes
 
     # -- results ----------------------------------------------------------------------

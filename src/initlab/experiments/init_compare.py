@@ -45,7 +45,7 @@ from initlab.experiments.mnist_task import (
     check_hidden,
     dataset_title,
     first_below,
-    load_split,
+    group_task,
     smooth_curve,
     tail_mean,
     train_group,
@@ -125,25 +125,21 @@ class InitCompare(GroupExperiment):
         recorders: list[Recorder],
         progress: Progress = no_progress,
     ) -> list[RunOutcome]:
-        from initlab.models.mlp import MLPSpec
-
         first = runs[0].spec
-        train = load_split(first["dataset"], "train")
-        test = load_split(first["dataset"], "test")
-        widths = (train.num_features, *first["hidden"], train.num_classes)
+        task = group_task(first)
         _, outcomes = train_group(
             runs,
             recorders,
             progress,
             members=[(run.spec["init"], run.seed) for run in runs],
-            data=train,
-            spec=MLPSpec(widths, first["activation"]),
+            data=task.train,
+            spec=task.spec,
             keep=("train_loss", "valid_loss", "valid_acc"),
             lr=first["lr"],
             steps=first["steps"],
             batch_size=first["batch_size"],
             batch_seed=first["batch_seed"],
-            eval_data=test,
+            eval_data=task.test,
             eval_every=first["steps"],
         )
         return outcomes

@@ -47,7 +47,7 @@ from initlab.experiments.mnist_task import (
     check_dataset,
     check_hidden,
     dataset_title,
-    load_split,
+    group_task,
     tail_mean,
     train_group,
 )
@@ -177,15 +177,13 @@ class Lab09(GroupExperiment):
         progress: Progress = no_progress,
     ) -> list[RunOutcome]:
         from initlab.init import initialize
-        from initlab.models.mlp import MLPSpec, mlp
+        from initlab.models.mlp import mlp
 
         first = runs[0].spec
-        train = load_split(first["dataset"], "train", first["train_size"])
-        test = load_split(first["dataset"], "test")
-        widths = (train.num_features, *first["hidden"], train.num_classes)
+        task = group_task(first)  # ReLU, as the labs
         members = []
         for run in runs:  # the labs re-initialize the weights only: biases stay PyTorch's
-            model = mlp(widths, "relu", batchnorm=first["batchnorm"])
+            model = mlp(**task.spec.to_dict())
             initialize(model, run.spec["init"], bias="standard", seed=run.seed)
             members.append(model)
         _, outcomes = train_group(
@@ -193,8 +191,8 @@ class Lab09(GroupExperiment):
             recorders,
             progress,
             members=members,
-            data=train,
-            spec=MLPSpec(widths, "relu", batchnorm=first["batchnorm"]),
+            data=task.train,
+            spec=task.spec,
             keep=("train_loss", "valid_acc", "valid_loss"),
             optimizer="adam",
             lr=first["lr"],
@@ -204,7 +202,7 @@ class Lab09(GroupExperiment):
             batch_mode="epoch",
             drop_last=True,
             batch_seed=first["batch_seed"],
-            eval_data=test,
+            eval_data=task.test,
             log_every=10,
         )
         return outcomes

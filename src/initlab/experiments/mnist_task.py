@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 import torch
 
@@ -27,6 +27,7 @@ from initlab.data.dataset import Dataset
 from initlab.errors import InitlabError, check_choice
 from initlab.experiments.base import Progress, Recorder, RunOutcome, RunSpec
 from initlab.experiments.common import single_thread
+from initlab.models.mlp import MLPSpec
 
 DatasetChoice = Literal["mnist", "synthetic"]
 DATASETS: tuple[str, ...] = get_args(DatasetChoice)
@@ -70,6 +71,28 @@ def load_split(dataset: str, split: Literal["train", "test"], size: int = 0) -> 
 
         data = load_mnist(split, progress=False)
     return data.head(size) if 0 < size < len(data) else data
+
+
+class GroupTask(NamedTuple):
+    """What one group of runs trains on: the training split, the test split (None when the
+    experiment has none) and the MLP architecture."""
+
+    train: Dataset
+    test: Dataset | None
+    spec: MLPSpec
+
+
+def group_task(spec: Mapping[str, Any], test: bool = True) -> GroupTask:
+    """The data and architecture a run spec names: ``dataset``, ``hidden``, and optionally
+    ``train_size`` / ``test_size`` (0: the whole split), ``activation`` (default relu) and
+    ``batchnorm``. The input and output widths come from the data."""
+    train = load_split(spec["dataset"], "train", spec.get("train_size", 0))
+    test_data = load_split(spec["dataset"], "test", spec.get("test_size", 0)) if test else None
+    widths = (train.num_features, *spec["hidden"], train.num_classes)
+    mlp_spec = MLPSpec(
+        widths, spec.get("activation", "relu"), batchnorm=bool(spec.get("batchnorm", False))
+    )
+    return GroupTask(train, test_data, mlp_spec)
 
 
 def dataset_title(dataset: str) -> str:

@@ -41,7 +41,7 @@ from initlab.experiments.mnist_task import (
     check_hidden,
     dataset_title,
     first_below,
-    load_split,
+    group_task,
     smooth_curve,
     tail_mean,
     train_group,
@@ -162,12 +162,8 @@ class OptimizerCompare(GroupExperiment):
         recorders: list[Recorder],
         progress: Progress = no_progress,
     ) -> list[RunOutcome]:
-        from initlab.models.mlp import MLPSpec
-
         first = runs[0].spec
-        train = load_split(first["dataset"], "train")
-        test = load_split(first["dataset"], "test")
-        widths = (train.num_features, *first["hidden"], train.num_classes)
+        task = group_task(first)
         hparams = dict(first["hparams"])
         lr = hparams.pop("lr")
         _, outcomes = train_group(
@@ -175,8 +171,8 @@ class OptimizerCompare(GroupExperiment):
             recorders,
             progress,
             members=[(run.spec["init"], run.seed) for run in runs],
-            data=train,
-            spec=MLPSpec(widths, first["activation"]),
+            data=task.train,
+            spec=task.spec,
             keep=("train_loss", "valid_loss", "valid_acc"),
             optimizer=first["optimizer"],
             lr=lr,
@@ -184,7 +180,7 @@ class OptimizerCompare(GroupExperiment):
             steps=first["steps"],
             batch_size=first["batch_size"],
             batch_seed=first["batch_seed"],
-            eval_data=test,
+            eval_data=task.test,
             eval_every=first["steps"],
         )
         return outcomes

@@ -43,7 +43,7 @@ from initlab.experiments.mnist_task import (
     check_dataset,
     check_hidden,
     dataset_title,
-    load_split,
+    group_task,
     tail_mean,
     train_group,
 )
@@ -144,19 +144,15 @@ class Overfit(GroupExperiment):
         recorders: list[Recorder],
         progress: Progress = no_progress,
     ) -> list[RunOutcome]:
-        from initlab.models.mlp import MLPSpec
-
         first = runs[0].spec
-        train = load_split(first["dataset"], "train", first["train_size"])
-        test = load_split(first["dataset"], "test", first["test_size"])
-        widths = (train.num_features, *first["hidden"], train.num_classes)
+        task = group_task(first)
         _, outcomes = train_group(
             runs,
             recorders,
             progress,
             members=[(run.spec["init"], run.seed) for run in runs],
-            data=train,
-            spec=MLPSpec(widths, first["activation"]),
+            data=task.train,
+            spec=task.spec,
             keep=("train_eval_acc", "train_eval_loss", "valid_acc", "valid_loss"),
             lr=first["lr"],
             weight_decay=[run.spec["weight_decay"] for run in runs],
@@ -164,7 +160,7 @@ class Overfit(GroupExperiment):
             epochs=first["epochs"],
             batch_size=first["batch_size"],
             batch_seed=first["batch_seed"],
-            eval_data=test,
+            eval_data=task.test,
             eval_train=True,
         )
         return outcomes
