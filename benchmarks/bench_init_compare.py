@@ -27,10 +27,11 @@ gradients 2*B*sum(in*out) for every layer but the first, i.e. B*(6*sum(in*out) -
 For large ensembles the loop is timed on fewer steps (``--loop-steps-large``) and its speed
 extrapolated per step; the losses are compared over the steps both ran.
 
-Timing: every step of both contenders is time-stamped (the engine's through its callback);
-the speed reported is the median over windows of consecutive steps, which is robust to
-other processes taking the shared cores for a while, next to the plain mean
-(steps / total seconds).
+Timing: the two contenders run interleaved, one loop step after each engine step (the
+engine's callback), so that both see the same machine: on shared cores a neighbour's load
+comes and goes, and run one after the other, the ratio depended on which contender had the
+quiet minutes (it moved between 1.9x and 2.5x at 3 members). Every step is timed; the speed
+reported is the median over 20 windows of consecutive steps, next to the plain mean.
 
 Usage::
 
@@ -80,14 +81,13 @@ class Row:
     final_losses: list[float]  # engine, last step, first three members
 
 
-def window_rate(stamps: list[float], members: int) -> float:
-    """Median model-steps/s over windows of consecutive steps (``stamps[t]``: the time at
-    which step t ended; ``stamps[0]`` the start)."""
-    steps = len(stamps) - 1
-    width = max(1, steps // 20)
+def window_rate(durations: list[float], members: int) -> float:
+    """Median model-steps/s over 20 windows of consecutive steps (``durations[t]``: the
+    seconds step t took)."""
+    width = max(1, len(durations) // 20)
     rates = [
-        members * width / (stamps[i + width] - stamps[i])
-        for i in range(0, steps - width + 1, width)
+        members * width / sum(durations[i : i + width])
+        for i in range(0, len(durations) - width + 1, width)
     ]
     return statistics.median(rates)
 
@@ -137,42 +137,72 @@ def build_models(n: int) -> list[nn.Module]:
     return models
 
 
-def plain_loop(
-    models: list[nn.Module], data: Dataset, steps: int
-) -> tuple[list[float], torch.Tensor]:
-    """The baseline: one module and one torch.optim.SGD per member. Returns the time stamps
-    of the steps and the losses ``[steps, N]``."""
-    opts = [torch.optim.SGD(m.parameters(), lr=LR) for m in models]
-    gen = torch.Generator().manual_seed(SEED)
-    batches = list(minibatches(len(data), BATCH, steps=steps, mode="replacement", generator=gen))
-    losses = torch.empty(steps, len(models))
-    stamps = [time.perf_counter()]
-    for t, idx in enumerate(batches):
-        xb, yb = data.x[idx], data.y[idx]
-        for m, (model, opt) in enumerate(zip(models, opts, strict=True)):
+class PlainLoop:
+    """The baseline: one module and one ``torch.optim.SGD`` per member, stepped one
+    minibatch at a time (``zero_grad``, ``cross_entropy``, ``backward``, ``step``)."""
+
+    def __init__(self, models: list[nn.Module], data: Dataset, steps: int) -> None:
+        self.models = models
+        self.opts = [torch.optim.SGD(m.parameters(), lr=LR) for m in models]
+        self.data = data
+        gen = torch.Generator().manual_seed(SEED)  # the engine's minibatch stream
+        self.batches = list(
+            minibatches(len(data), BATCH, steps=steps, mode="replacement", generator=gen)
+        )
+        self.losses = torch.empty(steps, len(models))
+        self.durations: list[float] = []
+
+    @property
+    def done(self) -> int:
+        return len(self.durations)
+
+    def step(self) -> None:
+        """Train every member on the next minibatch; time it."""
+        start = time.perf_counter()
+        t = self.done
+        idx = self.batches[t]
+        xb, yb = self.data.x[idx], self.data.y[idx]
+        for m, (model, opt) in enumerate(zip(self.models, self.opts, strict=True)):
             opt.zero_grad()
             loss = F.cross_entropy(model(xb), yb)
             loss.backward()
             opt.step()
-            losses[t, m] = loss.detach()
-        stamps.append(time.perf_counter())
-    return stamps, losses
+            self.losses[t, m] = loss.detach()
+        self.durations.append(time.perf_counter() - start)
+
+    def run(self) -> PlainLoop:
+        while self.done < len(self.batches):
+            self.step()
+        return self
 
 
-def engine_run(models: list[nn.Module], data: Dataset, steps: int) -> tuple[list[float], Any]:
-    """The batched engine; returns the time stamps of its steps and its result."""
-    stamps: list[float] = []
+def interleaved(
+    models: list[nn.Module], twins: list[nn.Module], data: Dataset, steps: int, loop_steps: int
+) -> tuple[list[float], Any, PlainLoop]:
+    """Run the engine on ``models`` and the loop on ``twins`` step by step, alternately.
 
-    def stamp(row: dict[str, Any]) -> None:
-        if row["member"] == 0:
-            stamps.append(time.perf_counter())
+    After each engine step (its callback) the loop takes its next step, so both see the
+    same machine at the same time: the cores here are shared, and a neighbour's load that
+    comes and goes would otherwise favour whichever contender ran in the quiet minutes.
+    The engine's step durations are the times between callbacks, minus the loop's step.
+    """
+    loop = PlainLoop(twins, data, loop_steps)
+    marks: list[tuple[float, float]] = []  # (callback entered, callback left)
 
-    start = time.perf_counter()
+    def on_row(row: dict[str, Any]) -> None:
+        if row["member"] != 0:
+            return
+        entered = time.perf_counter()
+        # the loop's steps spread evenly over the engine's when it runs fewer
+        while loop.done < len(loop.batches) and loop.done * steps <= row["step"] * loop_steps:
+            loop.step()
+        marks.append((entered, time.perf_counter()))
+
     result = fit_batched(
-        models, data, lr=LR, steps=steps, batch_size=BATCH, seed=SEED, callback=stamp
+        models, data, lr=LR, steps=steps, batch_size=BATCH, seed=SEED, callback=on_row
     )
-    first = stamps[0] - (stamps[1] - stamps[0])  # setup time is not training time
-    return [max(first, start), *stamps], result
+    engine = [marks[t][0] - marks[t - 1][1] for t in range(1, len(marks))]
+    return engine, result, loop
 
 
 def nudged(models: list[nn.Module]) -> list[nn.Module]:
@@ -189,22 +219,22 @@ def measure(n: int, data: Dataset, steps: int, loop_steps: int, envelope: bool) 
     models = build_models(n)
     twins = [copy.deepcopy(m) for m in models]
     moved = nudged(models) if envelope else None
-    engine_stamps, result = engine_run(models, data, steps)
+    engine_durations, result, loop_run = interleaved(models, twins, data, steps, loop_steps)
     engine = torch.tensor([[v for _, v in r.metric("train_loss")] for r in result]).T
-    loop_stamps, loop = plain_loop(twins, data, loop_steps)
+    loop = loop_run.losses
     spread = None
     if moved is not None:
-        spread = (plain_loop(moved, data, loop_steps)[1] - loop).abs().max().item()
+        spread = (PlainLoop(moved, data, loop_steps).run().losses - loop).abs().max().item()
     both = engine[:loop_steps]
     late = min(100, loop_steps)
     return Row(
         members=n,
         engine_steps=steps,
         loop_steps=loop_steps,
-        engine_rate=window_rate(engine_stamps, n),
-        loop_rate=window_rate(loop_stamps, n),
-        engine_mean=n * steps / result.wall_time,
-        loop_mean=n * loop_steps / (loop_stamps[-1] - loop_stamps[0]),
+        engine_rate=window_rate(engine_durations, n),
+        loop_rate=window_rate(loop_run.durations, n),
+        engine_mean=n * len(engine_durations) / sum(engine_durations),
+        loop_mean=n * loop_steps / sum(loop_run.durations),
         first_diff=((both[:10] - loop[:10]).abs() / loop[:10].abs().clamp_min(1.0)).max().item(),
         max_diff=(both - loop).abs().max().item(),
         late_diff=(both[-late:].mean(0) - loop[-late:].mean(0)).abs().max().item(),
