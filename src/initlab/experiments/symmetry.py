@@ -9,10 +9,11 @@ the symmetry at the start; dropout breaks it during training because each unit i
 independently.
 
 The experiment trains a one-hidden-layer MLP ``inputs -> hidden (sigmoid) -> classes`` with
-:func:`initlab.train.fit` (SGD, cross entropy) for a few hundred steps and measures, after
-training, the largest pairwise Euclidean distance between the hidden units' incoming
-weight vectors ``[W1[j, :], b1[j]]``, relative to their mean norm: 0 (to float precision)
-means the units are identical.
+:func:`initlab.train.fit_batched` (SGD, cross entropy; all inits and dropout rates of one
+activation and seed train together, on the same minibatches) for a few hundred steps and
+measures, after training, the largest pairwise Euclidean distance between the hidden units'
+incoming weight vectors ``[W1[j, :], b1[j]]``, relative to their mean norm: 0 (to float
+precision) means the units are identical.
 
 Data: ``dataset = "auto"`` uses the first ``train_size`` MNIST training images when MNIST
 is in the local cache (``initlab data fetch mnist``), otherwise a Shapeset-3x2 set generated
@@ -31,8 +32,8 @@ import torch
 
 from initlab.errors import InitlabError
 from initlab.experiments.base import (
-    Experiment,
     ExperimentData,
+    GroupExperiment,
     Progress,
     Recorder,
     RunOutcome,
@@ -40,7 +41,9 @@ from initlab.experiments.base import (
     no_progress,
 )
 from initlab.experiments.common import check_activations, check_inits, check_positive, fmt
+from initlab.experiments.mnist_task import train_group
 from initlab.experiments.registry import register
+from initlab.models.mlp import MLPSpec
 from initlab.report.figures import FigureInfo, HeatmapPanel, LinePanel, Series
 
 DatasetChoice = Literal["auto", "mnist", "shapeset"]
@@ -120,14 +123,14 @@ def symmetry_stats(w1: torch.Tensor, b1: torch.Tensor | None) -> dict[str, float
 
 
 @register
-class Symmetry(Experiment):
+class Symmetry(GroupExperiment):
     """Hidden units stay identical after training from a constant init; dropout breaks it."""
 
     name = "symmetry"
     description = (
         "A2: constant/zero init keeps hidden units identical; random init or dropout breaks it"
     )
-    cost = "~15 s"
+    cost = "~5 s"
     source = "Goodfellow, Bengio & Courville, Deep Learning (2016), sec. 8.4 (breaking symmetry)"
     Config = SymmetryConfig
     quick: ClassVar[dict[str, Any]] = {"steps": 150, "train_size": 1000}
@@ -167,54 +170,60 @@ class Symmetry(Experiment):
                             "batch_size": config.batch_size,
                             "lr": config.lr,
                         }
-                        runs.append(RunSpec(key, spec, s))
+                        runs.append(RunSpec(key, spec, s, group=f"{activation}/seed={s}"))
         return runs
 
-    def execute(
+    def execute_group(
         self,
-        run: RunSpec,
+        runs: list[RunSpec],
         config: SymmetryConfig,
-        recorder: Recorder,
+        recorders: list[Recorder],
         progress: Progress = no_progress,
-    ) -> RunOutcome:
+    ) -> list[RunOutcome]:
+        """All inits and dropout rates of one activation and seed train together in the
+        batched engine, on the same minibatches (the seed's stream)."""
         from initlab.init import initialize
         from initlab.models import mlp
-        from initlab.train.fit import fit
 
-        spec = run.spec
-        data = load_task(spec["dataset"], spec["train_size"], run.seed)
-        widths = [data.num_features, spec["hidden"], data.num_classes]
-        model = mlp(widths, spec["activation"], dropout=spec["dropout"])
-        initialize(model, spec["init"], bias="zeros", seed=run.seed)
-        before = symmetry_stats(model.linear1.weight.detach(), model.linear1.bias.detach())
-
-        def callback(row: dict[str, Any]) -> None:
-            progress(row["step"], spec["steps"])
-
-        result = fit(
-            model,
-            data,
-            optimizer="sgd",
-            lr=spec["lr"],
-            steps=spec["steps"],
-            batch_size=spec["batch_size"],
-            seed=run.seed,
-            callback=callback,
+        first, seed = runs[0].spec, runs[0].seed
+        data = load_task(first["dataset"], first["train_size"], seed)
+        widths = [data.num_features, first["hidden"], data.num_classes]
+        models = []
+        for run in runs:
+            model = mlp(widths, first["activation"], dropout=run.spec["dropout"])
+            initialize(model, run.spec["init"], bias="zeros", seed=run.seed)
+            models.append(model)
+        before = [
+            symmetry_stats(m.linear1.weight.detach(), m.linear1.bias.detach()) for m in models
+        ]
+        result, outcomes = train_group(
+            runs,
+            recorders,
+            progress,
+            members=models,
+            data=data,
+            spec=MLPSpec(tuple(widths), first["activation"]),
+            keep=("train_loss", "train_acc"),
+            lr=first["lr"],
+            steps=first["steps"],
+            batch_size=first["batch_size"],
+            batch_seed=seed,
+            dropout=[run.spec["dropout"] for run in runs],
         )
-        recorder.log_metrics(result.history)
-        state = result.final_state
-        recorder.save_params(
-            {k: state[k] for k in ("linear1.weight", "linear1.bias", "linear2.weight")}
-        )
-        after = symmetry_stats(state["linear1.weight"], state["linear1.bias"])
-        losses = [row["train_loss"] for row in result.history if "train_loss" in row]
-        summary = {
-            **{f"{k}_before": v for k, v in before.items()},
-            **after,
-            "final_loss": losses[-1] if losses else math.nan,
-            "dataset": data.name,
-        }
-        return RunOutcome(result.status, summary)
+        for member, (recorder, outcome) in enumerate(zip(recorders, outcomes, strict=True)):
+            state = result.results[member].final_state
+            recorder.save_params(
+                {k: state[k] for k in ("linear1.weight", "linear1.bias", "linear2.weight")}
+            )
+            after = symmetry_stats(state["linear1.weight"], state["linear1.bias"])
+            final = outcome.summary.get("train_loss", math.nan)
+            outcome.summary.update(
+                {f"{k}_before": v for k, v in before[member].items()},
+                **after,
+                final_loss=final if isinstance(final, float) else math.nan,
+                dataset=data.name,
+            )
+        return outcomes
 
     # -- results ----------------------------------------------------------------------
     def figures(self, config: SymmetryConfig, data: ExperimentData) -> list[FigureInfo]:
