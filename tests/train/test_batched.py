@@ -401,3 +401,54 @@ def test_per_member_values_and_bad_settings() -> None:
     opt = make_optimizer("sgd", lr=torch.tensor([0.1, 0.2, 0.3]))
     with pytest.raises(InitlabError, match="3 values for 2 members"):
         fit_batched(_members(2), data, optimizer=opt, steps=1)
+
+
+def test_stopped_member_batchnorm_statistics_equal_fits() -> None:
+    """A member stopped by the callback keeps its batch-norm running statistics from then on,
+    as fit's model (which is simply not trained further) does."""
+    data = _blobs()
+    models = _members(2, batchnorm=True)
+    reference = copy.deepcopy(models[0])
+
+    def stop_member_0(row: dict) -> bool:
+        return row["member"] == 0 and row["step"] >= 2
+
+    batched = fit_batched(models, data, steps=6, batch_size=32, callback=stop_member_0)
+    single = fit(reference, data, steps=6, batch_size=32, callback=lambda row: row["step"] >= 2)
+    assert batched[0].steps_done == single.steps_done == 3
+    for key in ("norm1.running_mean", "norm1.running_var", "norm1.num_batches_tracked"):
+        _close(single.final_state[key], batched[0].final_state[key], key)
+
+
+def test_fixed_set_gradient_records_of_a_diverging_step_are_kept() -> None:
+    """With probe_data, fit probes the fixed set before the training step; a member that
+    diverges on that step keeps those records, as in fit."""
+    data, fixed = _blobs(), _blobs(40, seed=5, name="fixed")
+    batched, _ = _compare(
+        _members(2), data, {"lr": [0.1, 1e37]}, steps=6, batch_size=32, probe=1, probe_data=fixed
+    )
+    bad = batched[1]
+    assert bad.status == "diverged" and bad.diverged_at is not None
+    at_divergence = [r for r in bad.probe_records if r["step"] == bad.diverged_at]
+    assert any(r["kind"] == "gradient" for r in at_divergence)
+
+
+def test_member_dropout_when_the_shared_spec_has_none() -> None:
+    """Members built without dropout but trained with it: the members that drop have their
+    dropout probe records (equal to fit's on their own architecture), the one that does not
+    has none, and result.model(n) carries each member's own rate."""
+    data = _blobs()
+    models = _members()
+    reference = [copy.deepcopy(m) for m in models]
+    shared: dict[str, Any] = {"steps": 6, "batch_size": 32, "probe": 3}
+    layers = ["linear1", "act1", "drop*"]
+    batched = fit_batched(models, data, dropout=[0.0, 0.4, 0.2], probe_layers=layers, **shared)
+    singles = _fit_each(reference[1:], data, {"dropout": [0.4, 0.2]}, probe_layers=layers, **shared)
+    for single, member in zip(singles, batched.results[1:], strict=True):
+        _assert_same_run(single, member, probes=True)
+    seen = [{r["layer"] for r in member.probe_records} for member in batched]
+    assert seen == [{"linear1", "act1"}, *[{"linear1", "act1", "dropout1", "dropout2"}] * 2]
+    rates = [
+        [m.p for m in batched.model(n).modules() if isinstance(m, nn.Dropout)] for n in range(3)
+    ]
+    assert rates == [[], [0.4, 0.4], [0.2, 0.2]]

@@ -262,7 +262,8 @@ class Experiment(ABC):
         ``recorders[i]`` stores ``runs[i]``. The default executes the runs one by one;
         experiments with a batched computation (e.g. :class:`GroupExperiment`) override it.
         ``runs`` may be any subset of the group (on resume, only the missing members), so
-        every run's numbers must not depend on which other runs are computed with it.
+        every run's numbers must not depend on which other runs are computed with it (a
+        batched group honours this to float rounding: see :mod:`initlab.train.batched`).
         """
         return [
             self.execute(run, config, recorder, progress)

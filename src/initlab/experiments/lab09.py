@@ -1,7 +1,8 @@
 """B6 lab-09: the PyTorch lecture's MNIST labs on init, depth, dropout and batch norm.
 
-Source: "Deep Learning Zero To All" season 2, PyTorch lab 09 (deeplearningzerotoall/PyTorch:
-mnist_nn, mnist_nn_xavier, mnist_nn_deep, mnist_nn_dropout, mnist_batchnorm). Data loaded
+Source: "Deep Learning Zero To All" season 2, PyTorch labs 09 and 10
+(deeplearningzerotoall/PyTorch: lab-09 mnist_nn, mnist_nn_xavier, mnist_nn_deep,
+mnist_nn_dropout; lab-10_1 mnist_batchnorm); PROTOCOLS.md groups them as B6 "lab-09". Data loaded
 with ``ToTensor`` (pixels / 255) in shuffled epochs, ``drop_last=True``; Adam; cross
 entropy; PyTorch's default biases U[-1/sqrt(n), 1/sqrt(n)] (the labs re-initialize only the
 weights). Three parts:
@@ -11,8 +12,8 @@ weights). Three parts:
 - ``deep``: 784-512-512-512-512-10 with ``xavier_uniform_``, same training, without and
   with dropout p = 0.3 after every hidden ReLU (``keep_prob = 0.7``);
 - ``batchnorm``: 784-32-32-10 with PyTorch's default init, Adam lr 0.01, 10 epochs, batch
-  32, with and without ``BatchNorm1d`` (the lab puts it after the ReLU; initlab's MLPs put it
-  before, as Ioffe & Szegedy 2015).
+  32, with and without ``BatchNorm1d``, placed as in the lab and in initlab's MLPs:
+  Linear, BatchNorm1d, ReLU (before the activation, as Ioffe & Szegedy 2015).
 
 Test accuracy is measured after every epoch on the test images scaled as in training (/255),
 in eval mode. The lecture's code evaluates on ``mnist_test.test_data.float()``, the raw

@@ -154,11 +154,15 @@ def first_below(steps: Sequence[int], values: Sequence[float], level: float) -> 
 
 
 def group_progress(progress: Progress, total: int) -> Callable[[dict[str, Any]], None]:
-    """A fit_batched callback that reports member 0's step to ``progress``."""
+    """A fit_batched callback that reports the furthest step any member has logged."""
+    furthest = -1
 
     def callback(row: dict[str, Any]) -> None:
-        if row.get("member") == 0:
-            progress(float(row["step"]), float(total))
+        nonlocal furthest
+        step = int(row["step"])
+        if step > furthest:
+            furthest = step
+            progress(float(step), float(total))
 
     return callback
 

@@ -17,7 +17,16 @@ with no autograd and no allocation per step. The optimizers of
 :mod:`initlab.train.optim` update all members at once with per-member hyperparameters;
 plain SGD (no momentum, no weight decay) is fused into the weight-gradient products
 instead (``W <- W - lr * dZ @ H^T`` in one ``baddbmm``), except on probed steps, whose
-records need the gradients.
+records need the gradients, and from the step on which a member diverges or is stopped
+(the frozen member must not be updated), after which every update goes through the
+optimizer.
+
+Equality with ``fit`` is to float rounding, and so is the independence of a member from
+the rest of its group: a hyperparameter that all members share is applied as a Python
+number (torch's own arithmetic, bit for bit ``fit``'s), one that differs as a float32
+tensor, and fused SGD rounds differently from an optimizer step; these differ by an ulp,
+which SGD's dynamics amplify over thousands of steps into differences of the order of
+``fit``'s own sensitivity to a one-ulp change of the initial weights.
 
 A member whose training loss becomes NaN or Inf is marked diverged at that step and frozen
 (its parameters, optimizer state and batch-norm statistics no longer change, through the
@@ -85,8 +94,11 @@ class BatchedResult:
         return [r.status for r in self.results]
 
     def model(self, member: int) -> nn.Module:
-        """A fresh ``mlp(**spec)`` loaded with member ``member``'s final state."""
-        return load_member(self.spec, self.results[member].final_state)
+        """A fresh ``mlp(**spec)``, with the member's own dropout rate, loaded with member
+        ``member``'s final state."""
+        result = self.results[member]
+        rate = float(result.config.get("dropout", self.spec.dropout))
+        return load_member(replace(self.spec, dropout=rate), result.final_state)
 
 
 def build_members(spec: MLPSpec, members: Sequence[MemberInit]) -> list[nn.Module]:
@@ -205,6 +217,10 @@ def fit_batched(
     n = len(models)
     own = [getattr(m, "spec", spec).dropout for m in models]
     rates = member_values("dropout", own if dropout is None else dropout, n)
+    # the shared reference holds dropout modules whenever any member drops (for its probe
+    # records); each member's own rate is in its result's config and in result.model(n)
+    if all(0.0 <= p < 1.0 for p in rates):  # (StackedMLP reports bad rates per member)
+        spec = replace(spec, dropout=max(rates))
     seeds = [seed] * n if dropout_seeds is None else list(dropout_seeds)
     stacked = StackedMLP(
         spec,
@@ -451,8 +467,13 @@ class _Trainer:
         if probing and self.probes is not None:
             self.probes.record_weights(t, self.alive)
         if logged:
-            self._log(t, rows)
-        stacked.frozen = None if active is None else ~active
+            self._log(t, rows)  # may stop members (callback): they freeze from the next step
+        if len(self.alive) == self.n:
+            stacked.frozen = None
+        else:
+            live = torch.zeros(self.n, dtype=torch.bool)
+            live[self.alive] = True
+            stacked.frozen = ~live.to(stacked.device)
 
     def _begin_probes(self, t: int) -> Tap | None:
         """Start step ``t``'s probe records; the tap for the training pass (None when a fixed
@@ -478,7 +499,9 @@ class _Trainer:
             if self.s.callback is not None:
                 self.s.callback({**row, "member": m})
         self.alive = [m for m in self.alive if m not in diverged]
-        if self.probes is not None:
+        if self.probes is not None and self.s.probe_data is None:
+            # fit never runs the backward pass of a diverged training step; a fixed probe
+            # set's pass (probe_data) ran before it, in fit as here, and its records stay
             self.probes.discard(t, diverged, ("gradient",))
 
     def _add_train_metrics(

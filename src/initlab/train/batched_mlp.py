@@ -195,10 +195,6 @@ class StackedMLP:
         state.update({name: b[member].to("cpu", copy=True) for name, b in self.buffers.items()})
         return state
 
-    def member_model(self, member: int) -> nn.Module:
-        """A fresh ``mlp(**spec)`` holding member ``member``'s current parameters."""
-        return load_member(self.spec, self.member_state_dict(member))
-
     # ------------------------------------------------------------------------- buffers
     def workspace(self, batch: int, train: bool, grad: bool) -> Workspace:
         """Buffers for a pass over ``batch`` samples (cached per size, mode and backward)."""
