@@ -451,11 +451,7 @@ class _Trainer:
         if not self.alive:
             return
         # 2. the update of the live members; the others keep params, state and BN statistics
-        active = None
-        if len(self.alive) < self.n:
-            active = torch.zeros(self.n, dtype=torch.bool)
-            active[self.alive] = True
-            active = active.to(stacked.device)
+        active = self._live_mask()
         if probing and t > 0 and self.probes is not None:
             self.probes.snapshot(t, self.alive)
         if updated:  # plain SGD ran inside the backward pass; count the step as step_ does
@@ -468,12 +464,16 @@ class _Trainer:
             self.probes.record_weights(t, self.alive)
         if logged:
             self._log(t, rows)  # may stop members (callback): they freeze from the next step
+        live = self._live_mask()
+        stacked.frozen = None if live is None else ~live
+
+    def _live_mask(self) -> Tensor | None:
+        """bool ``[N]``, True for the members still training; None while all are."""
         if len(self.alive) == self.n:
-            stacked.frozen = None
-        else:
-            live = torch.zeros(self.n, dtype=torch.bool)
-            live[self.alive] = True
-            stacked.frozen = ~live.to(stacked.device)
+            return None
+        live = torch.zeros(self.n, dtype=torch.bool)
+        live[self.alive] = True
+        return live.to(self.stacked.device)
 
     def _begin_probes(self, t: int) -> Tap | None:
         """Start step ``t``'s probe records; the tap for the training pass (None when a fixed
