@@ -17,7 +17,7 @@ from initlab.experiments import (
     run_experiment,
 )
 from initlab.experiments import runner as runner_module
-from initlab.experiments.exploding_product import ExplodingProduct
+from initlab.experiments.signal.exploding_product import ExplodingProduct
 from initlab.report.figures import FigureInfo, LinePanel, Series
 from initlab.store import RunStore
 

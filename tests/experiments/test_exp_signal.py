@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from initlab.experiments import run_experiment
-from initlab.experiments.depth_scan import mean_field_prediction
-from initlab.experiments.exploding_product import lyapunov_exponent
+from initlab.experiments.signal.depth_scan import mean_field_prediction
+from initlab.experiments.signal.exploding_product import lyapunov_exponent
 from initlab.store import RunStore
 
 

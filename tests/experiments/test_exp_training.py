@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from initlab.experiments import run_experiment
-from initlab.experiments.optimizer_paths import FUNCTIONS, optimizer_path
+from initlab.experiments.signal.optimizer_paths import FUNCTIONS, optimizer_path
 from initlab.store import RunStore
 
 TORCH_OPTIMIZERS: dict[str, Callable[[list[torch.Tensor]], torch.optim.Optimizer]] = {

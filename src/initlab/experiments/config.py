@@ -38,7 +38,7 @@ def field_help(config_type: type) -> dict[str, str]:
 
     The help is the first string in the field's ``Annotated[...]`` metadata.
 
-    >>> from initlab.experiments.exploding_product import ExplodingProductConfig
+    >>> from initlab.experiments.signal.exploding_product import ExplodingProductConfig
     >>> field_help(ExplodingProductConfig)["seeds"]
     'number of independent products (one run each)'
     """

@@ -1,6 +1,7 @@
 """The experiment registry: every classic experiment by its CLI name.
 
-Built-in experiments live one per module in :mod:`initlab.experiments`; they register
+Built-in experiments live one per module in a subpackage of :mod:`initlab.experiments` per
+protocol group (``signal`` for A1-A4, ``mnist`` for B1-B6, ...); they register
 themselves with the :func:`register` decorator when their module is imported, and
 :data:`BUILTIN_MODULES` lists the modules to import. Adding an experiment is one module
 plus one line here. User code can register its own with the same decorator.
@@ -14,17 +15,17 @@ from initlab.errors import InitlabError
 from initlab.experiments.base import Experiment
 
 BUILTIN_MODULES: tuple[str, ...] = (
-    "initlab.experiments.activation_histograms",
-    "initlab.experiments.symmetry",
-    "initlab.experiments.exploding_product",
-    "initlab.experiments.depth_scan",
-    "initlab.experiments.optimizer_paths",
-    "initlab.experiments.init_compare",
-    "initlab.experiments.optimizer_compare",
-    "initlab.experiments.batchnorm",
-    "initlab.experiments.overfit",
-    "initlab.experiments.ensemble",
-    "initlab.experiments.lab09",
+    "initlab.experiments.signal.activation_histograms",
+    "initlab.experiments.signal.symmetry",
+    "initlab.experiments.signal.exploding_product",
+    "initlab.experiments.signal.depth_scan",
+    "initlab.experiments.signal.optimizer_paths",
+    "initlab.experiments.mnist.init_compare",
+    "initlab.experiments.mnist.optimizer_compare",
+    "initlab.experiments.mnist.batchnorm",
+    "initlab.experiments.mnist.overfit",
+    "initlab.experiments.mnist.ensemble",
+    "initlab.experiments.mnist.lab09",
 )
 """Modules holding the built-in experiments, in the order ``initlab run --list`` shows them."""
 

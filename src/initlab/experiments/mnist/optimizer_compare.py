@@ -46,8 +46,8 @@ from initlab.experiments.mnist_task import (
     tail_mean,
     train_group,
 )
-from initlab.experiments.optimizer_paths import TITLES
 from initlab.experiments.registry import register
+from initlab.experiments.signal.optimizer_paths import TITLES
 from initlab.report.figures import FigureInfo, LinePanel, Series
 
 BOOK_LR: dict[str, float] = {
