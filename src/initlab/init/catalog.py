@@ -175,7 +175,7 @@ BUILTIN_SCHEMES: tuple[Scheme, ...] = (
         "per column, a fraction sparsity of zeros, the rest N(0, std^2) (Martens 2010)",
         nn_init.sparse_,
         options=(
-            Option("sparsity", "float", 0.9, "fraction of zeros per column", low=0.0),
+            Option("sparsity", "float", 0.5, "fraction of zeros per column", low=0.0),
             Option("std", "float", 0.01, "standard deviation of the others", low=0.0),
         ),
         applies_to=("linear",),
