@@ -224,3 +224,21 @@ def test_orthogonal_complex_is_unitary() -> None:
 def test_fan_geo_avg() -> None:
     w = variance_scaling_(torch.empty(SHAPE), 2.0, "fan_geo_avg", "normal", generator=_gen())
     assert w.std().item() == pytest.approx(math.sqrt(2.0 / math.sqrt(400 * 500)), rel=0.01)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: init.xavier_normal_(torch.empty(3, 3), [1.0]),
+        lambda: init.orthogonal_(torch.empty(3, 3), None),
+        lambda: init.he_normal_(torch.empty(3, 3), [0.1]),
+        lambda: init.kaiming_uniform_(torch.empty(3, 3), {"a": 0.1}),
+        lambda: init.variance_scaling_(torch.empty(3, 3), [1.0]),
+        lambda: init.gain("leaky_relu", [0.1]),
+        lambda: init.sparse_(torch.empty(3, 3), "0.5"),
+    ],
+)
+def test_a_list_or_dict_argument_is_a_one_line_value_error(call) -> None:
+    with pytest.raises(InitlabError) as err:  # not a TypeError from deep inside
+        call()
+    assert isinstance(err.value, ValueError) and "\n" not in str(err.value)

@@ -68,6 +68,10 @@ CALCULATE_GAIN_NAMES: tuple[str, ...] = (
 )
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def compute_fans(tensor: torch.Tensor | torch.Size | tuple[int, ...]) -> tuple[int, int]:
     """Return ``(fan_in, fan_out)`` of a weight tensor (or of a shape), PyTorch's convention.
 
@@ -165,7 +169,7 @@ def gain(activation: str, param: float | None = None) -> float:
                 f"gain for {activation!r} takes no parameter (got {param}); only leaky_relu "
                 "(negative slope) and elu (alpha) do"
             )
-        if isinstance(param, bool) or not math.isfinite(param) or param < 0:
+        if not _is_number(param) or not math.isfinite(param) or param < 0:
             raise InitlabError(f"gain parameter must be a finite number >= 0, got {param!r}")
     if activation in ("linear", "identity", "sigmoid"):
         return 1.0
@@ -210,7 +214,7 @@ def calculate_gain(nonlinearity: str, param: int | float | None = None) -> float
     if nonlinearity == "leaky_relu":
         if param is None:
             return gain("leaky_relu")
-        if isinstance(param, bool) or not isinstance(param, int | float):
+        if not _is_number(param):
             raise InitlabError(f"negative_slope {param} not a valid number")
         if not math.isfinite(param):
             raise InitlabError(f"negative_slope {param} not a valid number (must be finite)")
@@ -228,7 +232,7 @@ def resolve_gain(value: float | str) -> float:
     """
     if isinstance(value, str):
         return gain(value)
-    if isinstance(value, bool) or not math.isfinite(value) or value < 0:
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
         raise InitlabError(
             f"gain must be a finite number >= 0 or an activation name, got {value!r}; "
             f"activation names: {', '.join(GAIN_NAMES)}"

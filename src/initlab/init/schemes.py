@@ -45,7 +45,8 @@ HE_NONLINEARITIES: tuple[str, ...] = get_args(HeNonlinearity)
 
 
 def _check_number(name: str, value: float, low: float | None = 0.0) -> float:
-    if isinstance(value, bool) or not math.isfinite(value) or (low is not None and value < low):
+    bad = isinstance(value, bool) or not isinstance(value, int | float)
+    if bad or not math.isfinite(value) or (low is not None and value < low):
         bound = "" if low is None else f" >= {low:g}"
         raise InitlabError(f"{name} must be a finite number{bound}, got {value!r}")
     return float(value)

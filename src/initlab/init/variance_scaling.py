@@ -210,7 +210,12 @@ def variance_scaling_(
     """
     check_choice(mode, FAN_MODES, "fan mode")
     check_choice(distribution, DISTRIBUTIONS, "distribution")
-    if isinstance(scale, bool) or not math.isfinite(scale) or scale < 0:
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, int | float)
+        or not math.isfinite(scale)
+        or scale < 0
+    ):
         raise InitlabError(f"variance scale must be a finite number >= 0, got {scale!r}")
     compute_fans(tensor)  # validates the shape before anything is drawn
     if warn_if_empty(tensor):
