@@ -15,7 +15,7 @@ import inspect
 import math
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -326,3 +326,27 @@ def test_signature_matches_torch(name: str) -> None:
     extras = ours[len(theirs) :]
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in extras), extras
     assert all(p.default is not inspect.Parameter.empty for p in extras), extras
+
+
+class _Recording(torch.Tensor):
+    """A tensor subclass whose ``__torch_function__`` records the functions it is handed."""
+
+    seen: ClassVar[list[object]] = []
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        cls.seen.append(func)
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [("uniform_", ()), ("normal_", ()), ("constant_", (0.5,)), ("kaiming_uniform_", ())],
+)
+def test_tensor_subclasses_get_the_call(impl: ModuleType, name: str, args: tuple) -> None:
+    _Recording.seen.clear()
+    tensor = torch.empty(4, 3).as_subclass(_Recording)
+    function = getattr(impl, name)
+    out = function(tensor, *args)
+    # the module's own function reaches the override first (then the Tensor methods it uses)
+    assert _Recording.seen[0] is function and isinstance(out, _Recording)

@@ -20,7 +20,9 @@ function's docstring and tested in ``tests/init/test_nn_init_differences.py``:
 - ``gain`` arguments also take an activation name (``xavier_normal_(w, "tanh")``) and
   ``calculate_gain`` knows initlab's extra activations (see :func:`.fans.calculate_gain`).
 
-The deprecated non-underscore names (``uniform``, ``normal``, ..., ``sparse``) warn with a
+As in torch, ``uniform_``, ``normal_``, ``constant_`` and ``kaiming_uniform_`` hand a tensor
+subclass that overrides ``__torch_function__`` to its override. The deprecated
+non-underscore names (``uniform``, ``normal``, ..., ``sparse``) warn with a
 ``FutureWarning`` as torch's do and then call the underscore function.
 
 References: Glorot & Bengio 2010 (AISTATS); He et al. 2015 (ICCV), "Delving Deep into
@@ -90,6 +92,8 @@ def constant_(tensor: torch.Tensor, val: float) -> torch.Tensor:
     >>> constant_(torch.empty(2, 2), 0.5).tolist()
     [[0.5, 0.5], [0.5, 0.5]]
     """
+    if torch.overrides.has_torch_function_variadic(tensor):  # tensor subclasses, as torch
+        return torch.overrides.handle_torch_function(constant_, (tensor,), tensor=tensor, val=val)
     with torch.no_grad():
         return tensor.fill_(val)
 
@@ -169,6 +173,10 @@ def uniform_(
     >>> bool(w.min() >= -0.1), bool(w.max() <= 0.3)
     (True, True)
     """
+    if torch.overrides.has_torch_function_variadic(tensor):  # tensor subclasses, as torch
+        return torch.overrides.handle_torch_function(
+            uniform_, (tensor,), tensor=tensor, a=a, b=b, generator=generator
+        )
     low, high = finite_number("a", a), finite_number("b", b)
     if low > high:
         raise InitlabError(f"uniform_ needs a <= b, got a={a}, b={b}")
@@ -193,6 +201,10 @@ def normal_(
     >>> round(normal_(torch.empty(500, 500), 0.0, 0.01, generator=g).std().item(), 3)
     0.01
     """
+    if torch.overrides.has_torch_function_variadic(tensor):  # tensor subclasses, as torch
+        return torch.overrides.handle_torch_function(
+            normal_, (tensor,), tensor=tensor, mean=mean, std=std, generator=generator
+        )
     finite_number("mean", mean)
     finite_number("std", std, low=0.0)
     with torch.no_grad():
@@ -324,6 +336,16 @@ def kaiming_uniform_(
     >>> bool(kaiming_uniform_(torch.empty(100, 600), generator=g).abs().max() <= 0.1)
     True
     """
+    if torch.overrides.has_torch_function_variadic(tensor):  # tensor subclasses, as torch
+        return torch.overrides.handle_torch_function(
+            kaiming_uniform_,
+            (tensor,),
+            tensor=tensor,
+            a=a,
+            mode=mode,
+            nonlinearity=nonlinearity,
+            generator=generator,
+        )
     std = kaiming_std(tensor, a, mode, nonlinearity)
     if warn_if_empty(tensor):
         return tensor
