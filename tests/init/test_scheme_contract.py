@@ -100,6 +100,32 @@ def _check_lecun_uniform() -> None:
     _uniform(_draw("lecun_uniform"), math.sqrt(3 / 500))
 
 
+def _truncated(w: torch.Tensor, std: float) -> None:
+    """Variance std^2 after the cut at 2 parent stds (parent std = std / 0.8796)."""
+    _moments(w, std)
+    assert 1.99 * std / TRUNCATED_NORMAL_STD < w.abs().max().item()
+    assert w.abs().max().item() <= 2 * std / TRUNCATED_NORMAL_STD * (1 + 1e-6)
+
+
+def _check_glorot_truncated_normal() -> None:
+    _truncated(_draw("glorot_truncated_normal", gain=2.0), 2.0 * math.sqrt(2 / 1500))
+
+
+def _check_he_truncated_normal() -> None:
+    w = _draw("he_truncated_normal", mode="fan_out", negative_slope=0.1)
+    _truncated(w, math.sqrt(2 / (1.01 * 1000)))
+
+
+def _check_lecun_truncated_normal() -> None:
+    _truncated(_draw("lecun_truncated_normal"), math.sqrt(1 / 500))
+
+
+def _check_sparse() -> None:
+    w = _draw("sparse", sparsity=0.25, std=0.5)
+    assert ((w == 0).sum(dim=0) == 250).all()  # ceil(0.25 * 1000) zeros in every column
+    _moments(w[w != 0], 0.5)
+
+
 def _check_variance_scaling() -> None:
     w = _draw("variance_scaling", scale=3.0, mode="fan_avg", distribution="truncated_normal")
     _moments(w, math.sqrt(3 / 750))
