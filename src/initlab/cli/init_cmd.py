@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import inspect
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from initlab.init import get_scheme, list_schemes
-from initlab.init.registry import Scheme
+if TYPE_CHECKING:
+    from initlab.init.registry import Scheme
 
 app = typer.Typer(
     help="Initialization schemes: list them, show one with its options.",
@@ -27,6 +27,8 @@ def _options_text(scheme: Scheme) -> str:
 @app.command("list")
 def list_command() -> None:
     """Print every scheme with its options (and defaults) and a one-line description."""
+    from initlab.init import list_schemes
+
     table = Table(title="initialization schemes (use as NAME or NAME:key=value,...)")
     table.add_column("scheme", no_wrap=True, style="bold")
     table.add_column("options (defaults)")
@@ -43,6 +45,8 @@ def show_command(
     name: Annotated[str, typer.Argument(help="Scheme name or alias, e.g. he_normal.")],
 ) -> None:
     """Print one scheme: description, layers, bias rule, options and the formula it uses."""
+    from initlab.init import get_scheme
+
     scheme = get_scheme(name)
     console = Console()
     aliases = f" (also: {', '.join(scheme.aliases)})" if scheme.aliases else ""
