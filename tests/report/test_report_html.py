@@ -55,7 +55,7 @@ def test_workspace_report_references_existing_files(workspace: Path) -> None:
     html = page.read_text()
     parser = _Links()
     parser.feed(html)
-    assert parser.ids == ["exploding-product", "optimizer-paths"]  # lesson order
+    assert parser.ids == ["exploding-product", "optimizer-paths", "provenance"]  # lesson order
     assert len(parser.images) == 2
     for ref in [*parser.images, *parser.links]:
         if ref.startswith("#"):
@@ -64,13 +64,16 @@ def test_workspace_report_references_existing_files(workspace: Path) -> None:
         assert not ref.startswith(("/", "http")), ref  # relative: the folder can move
         assert (page.parent / ref).is_file(), ref
     assert sorted({Path(r).suffix for r in parser.links if not r.startswith("#")}) == [".svg"]
-    # per experiment: verdicts, headline numbers, runs, settings, provenance
+    # per experiment: verdicts, headline numbers, runs, settings; provenance once
     assert html.count('<ul class="verdicts">') == 2
     assert "decades per multiplication" in html
-    assert "torch_threads" in html and torch.__version__ in html
+    assert html.count(torch.__version__) == 1 and "torch threads" in html
+    assert html.count("<h2>Provenance</h2>") == 1 and "<h3>Provenance</h3>" not in html
     assert "<td><code>multiplications</code></td>" in html
     assert "<th>runs</th>" in html and "<td>nesterov</td>" in html  # optimizer-paths' table
-    # 3 tables per experiment (numbers, settings, provenance) + optimizer-paths' run table
+    assert "<th>final distance</th>" in html and "final_distance" not in html  # human headers
+    assert "empty (the default)" in html  # optimizer-paths' lr = {} and start = ()
+    # 2 tables per experiment (numbers, settings), optimizer-paths' run table, provenance's 2
     assert parser.tables == 7
 
 

@@ -112,6 +112,15 @@ def _mark_divergence(ax: Axes, x: float, y: float | None, color: Any) -> None:
         ax.plot([x], [y], **style)
 
 
+def _self_contained_ticks(axis: Any, count: int, prune: str | None = None) -> None:
+    """At most ``count`` ticks, each label a whole number (``1.4e+05``, ``0.002``): no
+    shared "x10^5" multiplier that would land on the neighbouring panel."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(count, prune=prune))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+
+
 def _draw_line(ax: Axes, panel: LinePanel) -> None:
     logx, logy = panel.xscale == "log", panel.yscale == "log"
     for s in panel.series:
@@ -158,7 +167,8 @@ def _draw_histogram(ax: Axes, panel: HistogramPanel) -> None:
             f"edges and {len(panel.counts)} counts"
         )
     ax.stairs(panel.counts, panel.edges, fill=True, color=panel.color or "tab:blue", alpha=0.85)
-    _compact_ticks(ax, x=True, y=True)
+    _compact_ticks(ax, x=False, y=True)
+    _self_contained_ticks(ax.xaxis, 4)
     if panel.xlim is not None:
         ax.set_xlim(*panel.xlim)
     if panel.ylim is not None:
@@ -208,6 +218,9 @@ def _draw_contour(ax: Axes, panel: ContourPanel) -> None:
             ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_xlim(min(panel.x), max(panel.x))
     ax.set_ylim(min(panel.y), max(panel.y))
+    # ticks at the window's edges would touch the next panel's labels: leave them out
+    _self_contained_ticks(ax.xaxis, 5, prune="both")
+    _self_contained_ticks(ax.yaxis, 5, prune="both")
     if panel.equal_aspect:
         ax.set_aspect("equal")
     ax.grid(False)
