@@ -363,6 +363,13 @@ def build_report(out_dir: str | Path, experiments: Sequence[str] | None = None) 
             )
     else:
         names = list(experiments)
+        from initlab.experiments.registry import experiment_names
+
+        unknown = [n for n in names if n not in found and n not in experiment_names()]
+        if unknown:
+            raise InitlabError(
+                f"unknown experiment {unknown[0]!r}; valid: {', '.join(experiment_names())}"
+            )
         missing = [n for n in names if n not in found]
         if missing:
             raise InitlabError(
