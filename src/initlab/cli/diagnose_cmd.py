@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 DEFAULT_INIT = "normal:std=1"
 IN_FEATURES, NUM_CLASSES = 784, 10
 INPUT_SEED_OFFSET = 1_000_003  # inputs use seed + this, the weights use seed
-ACTIVATIONS_HELP = "sigmoid, tanh, softsign, relu, leaky_relu, elu, selu, gelu, silu, identity"
+ACTIVATIONS_HELP = "sigmoid, tanh, relu, leaky_relu, elu, selu, softsign, gelu, silu, identity"
 """The activations named in ``--help`` (a test checks them against initlab.activations)."""
 FLOAT_BYTES = 4
 LAYER_OVERHEAD_BYTES = 4096  # Python objects of one Linear + activation module pair
