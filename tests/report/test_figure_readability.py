@@ -7,9 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
-from initlab.experiments import get_experiment, load_experiment_data, resolve_config, run_experiment
+from initlab.experiments import get_experiment, resolve_config, run_experiment
 from initlab.report import draw_figure
 from initlab.report.figures import (
     ContourPanel,
@@ -22,20 +21,38 @@ from initlab.report.figures import (
 from initlab.store import RunStore
 
 
+class _Memory:
+    """A run writer that keeps what it is given (no store, no figures written)."""
+
+    def __init__(self) -> None:
+        self.metrics: list[dict] = []
+        self.probes: list[dict] = []
+
+    def log_metrics(self, rows):  # type: ignore[no-untyped-def]
+        self.metrics.extend(rows)
+        return len(rows)
+
+    def log_probes(self, records):  # type: ignore[no-untyped-def]
+        self.probes.extend(records)
+        return len(records)
+
+    def save_params(self, params):  # type: ignore[no-untyped-def]
+        return 0
+
+
 @pytest.fixture(scope="module")
-def relu_histograms(tmp_path_factory: pytest.TempPathFactory) -> FigureInfo:
+def relu_histograms() -> FigureInfo:
     """A1 for ReLU, 5 layers, small input: the figure info as the experiment makes it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("a1")
-    settings = ["activations=['relu']", "samples=200", "width=40"]
-    run_experiment("activation-histograms", settings, out_dir=out, progress=False)
-    torch.set_num_threads(threads)
+    from initlab.experiments import ExperimentData, Recorder, RunData
+
     experiment = get_experiment("activation-histograms")
-    config = resolve_config(experiment, settings)
-    with RunStore(out / "runs.db") as store:
-        data = load_experiment_data(store, experiment.name, experiment.plan(config, 0))
-    (info,) = experiment.figures(config, data)
+    config = resolve_config(experiment, ["activations=['relu']", "samples=200", "width=40"])
+    runs = []
+    for run in experiment.plan(config, 0):
+        writer = _Memory()
+        experiment.execute(run, config, Recorder(writer))
+        runs.append(RunData(run, "done", 1, {}, writer.metrics, writer.probes))
+    (info,) = experiment.figures(config, ExperimentData(runs))
     return info
 
 

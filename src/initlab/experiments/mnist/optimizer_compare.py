@@ -276,6 +276,7 @@ class OptimizerCompare(GroupExperiment):
             {n: rows[n]["final_loss"] for n in ranked},
             label=lambda n: TITLES.get(n, n),
             diverged=[n for n in ranked if rows[n]["diverged"]],
+            number=lambda v: f"{v:.3f}",
         )
         out = [f"Final training loss (mean of the last 100 iterations): {listing}."]
         reached = {n: r["steps_to_loss_0_5"] for n, r in rows.items()}
