@@ -42,3 +42,11 @@ def test_verdicts_are_whole_lines_when_not_a_terminal(capsys) -> None:  # type: 
     print_result(result)
     lines = capsys.readouterr().out.splitlines()
     assert f"  • {verdict}" in lines  # one line, markup-like brackets kept
+
+
+def test_preview_into_a_missing_folder_creates_it(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "folder" / "shapes.png"
+    result = runner.invoke(app, ["data", "preview", "shapeset", "-o", str(target), "--n", "4"])
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not target.with_suffix(".png.png").exists()

@@ -146,7 +146,7 @@ def translate_errors(where: str) -> Iterator[None]:
         reason = str(err.orig).strip().splitlines()[0] if err.orig is not None else str(err)
         hint = ""
         if "not a database" in reason:
-            hint = "; it is not an initlab run store: pass another --store"
+            hint = "; it is not an initlab run store: use another (--out DIR or --store URL)"
         elif "locked" in reason or "busy" in reason:
             hint = "; another process held the write lock past the busy timeout"
         raise InitlabError(f"run store {where}: {reason}{hint}") from err
