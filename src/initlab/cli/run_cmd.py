@@ -33,14 +33,14 @@ def _console() -> Console:
     return make_console()
 
 
-def stored_runs(store_file: Path, experiments: list[str] | None = None) -> int:
-    """How many runs of ``experiments`` (all when None) the store holds finished (0 when
-    there is no store yet)."""
-    if not store_file.is_file():
+def stored_runs(store_address: str | Path, experiments: list[str] | None = None) -> int:
+    """How many runs of ``experiments`` (all when None) the store (a file or a database
+    URL) holds finished; 0 when there is no store file yet."""
+    if "://" not in str(store_address) and not Path(store_address).is_file():
         return 0
     from initlab.store import RunStore
 
-    with RunStore(store_file, create=False) as store:
+    with RunStore(store_address, create=False) as store:
         infos = store.list_experiments()
     return sum(
         info.counts.get("done", 0) + info.counts.get("diverged", 0)
