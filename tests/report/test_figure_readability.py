@@ -154,3 +154,12 @@ def test_partial_experiment_says_so_and_completes_later(
     again = run_experiment(experiment.name, settings, out_dir=tmp_path, progress=False)
     assert not again.partial and again.executed == [plan[0].key]
     assert json.loads(again.summary_path.read_text())["partial"] is False
+
+
+def test_a_divergence_outside_the_y_range_is_marked_at_the_top() -> None:
+    panel = LinePanel(series=[Series([0, 1, 2], [0.5, 5.0, math.nan], label="SGD")], ylim=(0, 1))
+    fig = draw_figure(FigureInfo("clipped", "clipped", [[panel]]))
+    (ax,) = fig.axes
+    (mark,) = [ln for ln in ax.get_lines() if ln.get_marker() == "x"]
+    assert list(mark.get_xdata()) == [2] and list(mark.get_ydata()) == [0.92]  # axes fraction
+    assert mark.get_transform() != ax.transData and ax.get_ylim() == (0, 1)

@@ -123,6 +123,7 @@ def _self_contained_ticks(axis: Any, count: int, prune: str | None = None) -> No
 
 def _draw_line(ax: Axes, panel: LinePanel) -> None:
     logx, logy = panel.xscale == "log", panel.yscale == "log"
+    marks: list[tuple[float, float | None, Any]] = []  # (x, y, colour) of diverged curves
     for s in panel.series:
         gone = divergence(s.x, s.y)
         if s.diverged_at is not None:
@@ -142,7 +143,7 @@ def _draw_line(ax: Axes, panel: LinePanel) -> None:
         )
         if gone is not None and math.isfinite(gone[0]):
             y = gone[1] if gone[1] is None or not logy or gone[1] > 0 else None
-            _mark_divergence(ax, gone[0], y, line.get_color())
+            marks.append((gone[0], y, line.get_color()))
     for y, label in panel.hlines:
         ax.axhline(y, color="0.35", linestyle=":", linewidth=1.0, label=label or None)
     for x, label in panel.vlines:
@@ -154,6 +155,10 @@ def _draw_line(ax: Axes, panel: LinePanel) -> None:
         ax.set_xlim(*panel.xlim)
     if panel.ylim is not None:
         ax.set_ylim(*panel.ylim)
+    low, high = ax.get_ylim()
+    for x, y, colour in marks:  # a mark outside the y range goes to the top of the panel
+        _mark_divergence(ax, x, y if y is not None and low <= y <= high else None, colour)
+    ax.set_ylim(low, high)
     labelled = [s for s in panel.series if s.label] or panel.hlines or panel.vlines
     if panel.legend and labelled:
         ax.legend(frameon=False)
