@@ -62,7 +62,7 @@ def check_examples(data: Dataset, what: str = "data") -> None:
             f"{what}{_named(data, what)}: inputs must be floating point, got {data.x.dtype}; "
             "use x.float()"
         )
-    if data.y.is_floating_point() or data.y.dtype in (torch.bool, torch.complex64):
+    if data.y.is_floating_point() or data.y.is_complex() or data.y.dtype == torch.bool:
         raise InitlabError(
             f"{what}{_named(data, what)}: labels must be integer class indices, got "
             f"{data.y.dtype}; use y.long()"
