@@ -10,9 +10,12 @@ plus one line here. User code can register its own with the same decorator.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from initlab.errors import InitlabError
-from initlab.experiments.base import Experiment
+
+if TYPE_CHECKING:
+    from initlab.experiments.base import Experiment
 
 BUILTIN_MODULES: tuple[str, ...] = (
     "initlab.experiments.signal.activation_histograms",

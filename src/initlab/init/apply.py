@@ -225,6 +225,11 @@ def initialize(
     >>> [(row.name, row.scheme, row.fan_in) for row in summary]
     [('linear1', 'he_normal', 8), ('linear2', 'he_normal', 4)]
     """
+    if not isinstance(model, nn.Module):
+        raise InitlabError(
+            f"initialize(model, scheme) needs a torch.nn.Module first, got "
+            f"{type(model).__name__} {model!r:.40}; e.g. initialize(model, 'he_normal')"
+        )
     if seed is not None and generator is not None:
         raise InitlabError("give either seed or generator to initialize(), not both")
     main = _resolve(scheme, options)

@@ -7,7 +7,9 @@ labels and layout only (no matplotlib), so they are cheap to test; the renderers
 
 A figure is a grid of panels (``None`` leaves a cell empty). Panel kinds:
 
-- :class:`LinePanel`: curves (:class:`Series`), optional log axes, reference lines.
+- :class:`LinePanel`: curves (:class:`Series`), optional log axes, reference lines. A
+  curve that reaches NaN/Inf (a diverged run) ends in an x at that step and its legend
+  entry says "diverged"; so does a :class:`Path2D` that leaves the finite plane.
 - :class:`HistogramPanel`: one histogram from its edges and counts.
 - :class:`HeatmapPanel`: a matrix as an image with a colour bar.
 - :class:`ContourPanel`: a function on a grid as contour lines, with paths drawn over it.
@@ -33,6 +35,7 @@ class Series:
     marker: str | None = None  # matplotlib marker ("o", "x", ...) or None
     linewidth: float = 1.5
     alpha: float = 1.0
+    diverged_at: float | None = None  # x where the run diverged (None: the first NaN/Inf y)
 
 
 @dataclass

@@ -52,6 +52,13 @@ from initlab.models.mlp import MLPSpec, mlp
 from initlab.probes.schedules import Schedule, every
 from initlab.train.batched_mlp import StackedMLP, Tap, load_member
 from initlab.train.batched_probes import MemberProbes
+from initlab.train.checks import (
+    as_dataset,
+    check_classes,
+    check_examples,
+    check_features,
+    check_positive,
+)
 from initlab.train.fit import DROPOUT_SEED_OFFSET, decay_mask_of, progress_bar
 from initlab.train.optim import Optimizer, OptState, make_optimizer
 from initlab.train.result import TrainResult
@@ -213,6 +220,15 @@ def fit_batched(
     if loss != "cross_entropy":
         raise InitlabError(f"the batched engine trains with loss 'cross_entropy', got {loss!r}")
     spec = _resolve_spec(spec, members)
+    data = as_dataset(data)
+    check_positive(batch_size=batch_size, steps=steps, epochs=epochs)
+    check_examples(data)
+    check_features(data, spec.widths[0])
+    check_classes(data, spec.widths[-1])
+    if eval_data is not None:
+        eval_data = as_dataset(eval_data, "eval_data")
+        check_examples(eval_data, "eval_data")
+        check_features(eval_data, spec.widths[0], "eval_data")
     models = build_members(spec, members)
     n = len(models)
     own = [getattr(m, "spec", spec).dropout for m in models]

@@ -30,6 +30,15 @@ from initlab.data.dataset import Dataset
 from initlab.errors import InitlabError
 from initlab.probes.probe import Probe
 from initlab.probes.schedules import Schedule, every
+from initlab.train.checks import (
+    as_dataset,
+    check_classes,
+    check_examples,
+    check_features,
+    check_positive,
+    model_inputs,
+    model_outputs,
+)
 from initlab.train.losses import LossFn, l2_penalty, make_loss
 from initlab.train.optim import Optimizer, make_optimizer
 from initlab.train.result import RunStatus, TrainResult
@@ -246,6 +255,17 @@ def fit(
     # 1. check the settings, build the optimizer and its state
     if steps is None and epochs is None:
         raise InitlabError("give steps or epochs (or both) to say how long to train")
+    data = as_dataset(data)
+    check_positive(batch_size=batch_size, steps=steps, epochs=epochs)
+    check_examples(data)
+    inputs, outputs = model_inputs(model), model_outputs(model)
+    if inputs is not None and data.x.dim() == 2:
+        check_features(data, inputs)
+    if isinstance(loss, str) and outputs is not None:
+        check_classes(data, outputs)
+    if eval_data is not None:
+        eval_data = as_dataset(eval_data, "eval_data")
+        check_examples(eval_data, "eval_data")
     for what, value in (("log_every", log_every), ("eval_batch_size", eval_batch_size)):
         if value < 1:
             raise InitlabError(f"{what} must be a positive integer, got {value}")

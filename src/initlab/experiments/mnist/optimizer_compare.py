@@ -32,7 +32,7 @@ from initlab.experiments.base import (
     RunSpec,
     no_progress,
 )
-from initlab.experiments.common import check_activations, check_inits, color, run_seeds
+from initlab.experiments.common import check_activations, check_inits, color, ranking, run_seeds
 from initlab.experiments.mnist_task import (
     DATASET_HELP,
     LN10,
@@ -272,7 +272,12 @@ class OptimizerCompare(GroupExperiment):
             return value if math.isfinite(value) else math.inf
 
         ranked = sorted(rows, key=key)
-        listing = " < ".join(f"{TITLES.get(n, n)} {rows[n]['final_loss']:.3f}" for n in ranked)
+        listing = ranking(
+            {n: rows[n]["final_loss"] for n in ranked},
+            label=lambda n: TITLES.get(n, n),
+            diverged=[n for n in ranked if rows[n]["diverged"]],
+            number=lambda v: f"{v:.3f}",
+        )
         out = [f"Final training loss (mean of the last 100 iterations): {listing}."]
         reached = {n: r["steps_to_loss_0_5"] for n, r in rows.items()}
         fast = [n for n in ranked if reached[n] is not None]
@@ -283,7 +288,7 @@ class OptimizerCompare(GroupExperiment):
                 f"{TITLES.get(best, best)} is the first below loss {LEVEL:g} (iteration "
                 f"{reached[best]})" + (f"; never below it: {', '.join(never)}." if never else ".")
             )
-        if "sgd" in rows and len(rows) > 1:
+        if "sgd" in rows and len(rows) > 1 and math.isfinite(key("sgd")):
             beat = [TITLES.get(n, n) for n in ranked if n != "sgd" and key(n) < key("sgd")]
             out.append(
                 f"{len(beat)} of {len(rows) - 1} optimizers end below plain SGD "

@@ -181,6 +181,8 @@ class ActivationHistograms(Experiment):
                     peak = max(peak, max(visible, default=0.0))
                     stats = record["stats"]
                     note = f"std {fmt(stats['std'], 2)}"
+                    if info.output_range is None:  # own x range: say where it ends
+                        note += f"\nmax {fmt(hist['edges'][-1], 2)}"
                     if clip_zero:
                         note += f"\nat 0: {pct(stats['zero'])}"
                     row.append(
@@ -196,21 +198,18 @@ class ActivationHistograms(Experiment):
                     )
                 grid.append(row)
             for row in grid:
-                panels = [p for p in row if p is not None]
-                # unbounded activations: one x range per row, so growth and collapse show
-                row_lo = min(p.edges[0] for p in panels)
-                row_hi = max(p.edges[-1] for p in panels)
-                for panel in panels:
+                # bounded activations share their real range; unbounded ones keep each
+                # layer's own [0, max] (a shared row range leaves small layers empty), and
+                # the note's std and max compare the layers
+                for panel in (p for p in row if p is not None):
                     panel.ylim = (0.0, peak * 1.08 if peak > 0 else 1.0)
-                    if info.output_range is None:
-                        panel.xlim = (row_lo, row_hi)
             seeds = " (per seed)" if config.seeds > 1 else ""
             clip = " The bar at 0 is cut off: its height is given as 'at 0'." if clip_zero else ""
             range_text = (
                 f"x axis: the {activation} range {info.output_range}"
                 if info.output_range is not None
-                else "x axis: [0, largest value of the row], shared along each row (each "
-                "layer's 30 bins span [0, its own max])"
+                else "x axis: each layer's own range [0, its max] (30 bins; the corner note "
+                "gives std and max, to compare layers)"
             )
             figures.append(
                 FigureInfo(

@@ -37,7 +37,7 @@ from initlab.experiments.base import (
     RunSpec,
     no_progress,
 )
-from initlab.experiments.common import check_positive, fmt
+from initlab.experiments.common import check_positive, fmt, ranking
 from initlab.experiments.registry import register
 from initlab.report.figures import ContourPanel, FigureInfo, Path2D
 
@@ -368,7 +368,13 @@ class OptimizerPaths(Experiment):
         ranked = sorted(runs.items(), key=lambda kv: _sort_key(kv[1]["final_distance"]))
         start = next(iter(runs.values()))["start_distance"]
         closer = [k for k, r in runs.items() if r["final_distance"] < r["start_distance"]]
-        listing = ", ".join(f"{TITLES.get(k, k)} {fmt(r['final_distance'], 2)}" for k, r in ranked)
+        listing = ranking(
+            {k: r["final_distance"] for k, r in ranked},
+            digits=2,
+            label=lambda k: TITLES.get(k, k),
+            sep=", ",
+            diverged=[k for k, r in ranked if r["status"] == "diverged"],
+        )
         out = [
             f"Distance to the {name} {tuple(fn.centre)} at the end (start: {fmt(start, 3)}): "
             f"{listing}; {len(closer)} of {len(runs)} ended nearer than they started."
