@@ -33,6 +33,7 @@ from initlab.init.registry import (
 from initlab.init.schemes import (
     constant_,
     critical_,
+    critical_orthogonal_,
     delta_orthogonal_,
     dirac_,
     glorot_normal_,
@@ -73,6 +74,7 @@ __all__ = [
     "compute_fans",
     "constant_",
     "critical_",
+    "critical_orthogonal_",
     "critical_point",
     "delta_orthogonal_",
     "dirac_",
