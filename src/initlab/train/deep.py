@@ -309,9 +309,13 @@ class DeepNet:
                 else:
                     torch.bmm(gz, a_prev.transpose(1, 2), out=gw)
                 gw.masked_fill_(mask, 0.0)
-                if probe:
-                    rms = gz.pow(2).mean((1, 2)).sqrt()
-                    probes.append(torch.stack([torch.linalg.vector_norm(gw, dim=(1, 2)), rms]))
+                if probe:  # norms in float64: exploding gradients overflow float32 squares
+                    wide = torch.float64 if gz.device.type != "mps" else torch.float32
+                    rms = torch.linalg.vector_norm(gz, dim=(1, 2), dtype=wide) / math.sqrt(
+                        n_out * batch
+                    )
+                    norm = torch.linalg.vector_norm(gw, dim=(1, 2), dtype=wide)
+                    probes.append(torch.stack([norm, rms]))
                 gb = gz.sum(2)
                 if per_member:
                     rate = lr.view(-1, 1, 1)  # type: ignore[union-attr]
