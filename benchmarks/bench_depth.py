@@ -10,12 +10,16 @@ configuration:
 * GFLOP/s of the step, counting the products training needs (forward ``2 B sum(in out)``,
   weight gradients the same, input gradients the same but for the first layer) - the
   "useful" rate - and the rate including the recomputed forward of checkpointed segments;
-* the share of this machine's float32 GEMM peak, measured in the same subprocess right
-  before the steps (a 1024 x 1024 x 1024 ``torch.mm``, best of several), so both numbers
-  see the same load of the shared host;
-* peak resident memory of the process, and the *step memory*: peak minus the resident
-  memory after the network was built (what the training step itself adds: activations
-  and scratch buffers; the weights, 264 MB at depth 1000 and width 256, are in both).
+* the share of this machine's float32 GEMM peak, measured in the same subprocess
+  interleaved with the steps (one 1024 x 1024 x 1024 ``torch.mm`` after every step, the
+  median over the steps), so that both numbers see the same load of the shared host;
+* peak resident memory of the process (``ru_maxrss``: building the network, which holds
+  the ``nn.Module`` and the stacked copy at once, is usually the peak), and the *step
+  memory*: the resident high-water mark of the training steps (reset before them, see
+  :class:`initlab.train.memory.PeakMemory`) minus the resident memory after the network
+  was built and freed memory returned to the system (``malloc_trim``), i.e. what
+  training adds (activations and scratch buffers; the weights,
+  264 MB at depth 1000 and width 256, are in both).
 
 Targets (the issue): at depth 1000, width 256, batch 128, the plain step runs at >= 50%
 of the GEMM peak, and checkpointing needs at most a quarter of the plain step memory.
@@ -29,6 +33,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import itertools
 import json
 import statistics
@@ -51,21 +57,6 @@ def flops_per_step(widths: list[int], batch: int, recomputed: int = 0) -> tuple[
     return useful, useful + 2 * batch * widths[1] * widths[1] * recomputed
 
 
-def gemm_peak(threads: int, size: int = GEMM_SIZE) -> float:
-    """float32 GFLOP/s of a large square product (best of 5 timings)."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    out = torch.empty(size, size)
-    torch.mm(a, b, out=out)
-    best = 0.0
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(3):
-            torch.mm(a, b, out=out)
-        best = max(best, 3 * 2 * size**3 / (time.perf_counter() - start) / 1e9)
-    return best
-
-
 def child(
     depth: int, width: int, batch: int, steps: int, checkpoint: bool, threads: int, gemm: int
 ) -> dict:
@@ -74,7 +65,7 @@ def child(
     from initlab.models.mlp import MLPSpec
     from initlab.train.batched import build_members
     from initlab.train.deep import DeepNet, segment_length
-    from initlab.train.memory import current_rss, max_rss
+    from initlab.train.memory import PeakMemory, current_rss, max_rss
 
     torch.set_num_threads(threads)
     g = torch.Generator().manual_seed(0)
@@ -83,16 +74,23 @@ def child(
     spec = MLPSpec((784, *[width] * depth, 10), "tanh")
     net = DeepNet(spec, build_members(spec, [("critical_orthogonal", 0)]), data.x.device,
                   data.x.dtype, checkpoint)  # fmt: skip
-    peak = gemm_peak(threads, gemm)
+    a, b = torch.randn(gemm, gemm), torch.randn(gemm, gemm)
+    out = torch.mm(a, b)  # touched now: not counted as step memory
+    _release_free_memory()  # building freed the nn.Module copy: give it back to the OS
     built = current_rss()
-    times = []
-    for t in range(steps + 1):
-        idx = torch.randint(0, 4096, (batch,), generator=g)
-        start = time.perf_counter()
-        loss, _, _ = net.train_step(data.x[idx], data.y[idx], 0.01)
-        float(loss[0])
-        if t > 0:  # the first step allocates the buffers
-            times.append(time.perf_counter() - start)
+    times, gemms = [], []
+    with PeakMemory() as peak_memory:  # the high-water mark from here on (Linux)
+        for t in range(steps + 1):
+            idx = torch.randint(0, 4096, (batch,), generator=g)
+            start = time.perf_counter()
+            loss, _, _ = net.train_step(data.x[idx], data.y[idx], 0.01)
+            float(loss[0])
+            middle = time.perf_counter()
+            torch.mm(a, b, out=out)  # the GEMM peak, interleaved: the same load as the step
+            if t > 0:  # the first step allocates the buffers
+                times.append(middle - start)
+                gemms.append(2 * gemm**3 / (time.perf_counter() - middle) / 1e9)
+    peak = statistics.median(gemms)
     hidden = depth
     seg = segment_length(hidden, checkpoint)
     recomputed = 0 if seg > hidden else hidden - hidden // seg
@@ -106,10 +104,20 @@ def child(
         "executed_gflops": executed / step / 1e9,
         "gemm_peak": peak,
         "peak_rss": max_rss(),
+        "step_peak_rss": peak_memory.bytes,
+        "peak_scope": peak_memory.scope,
         "built_rss": built,
         "stored_layers": net.stored_layers(),
         "loss": float(loss[0]),
     }
+
+
+def _release_free_memory() -> None:
+    """``malloc_trim(0)`` where glibc has it: freed heap pages go back to the system, so
+    that what the training steps allocate shows in the resident set instead of reusing
+    the pages the network's construction left behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @dataclass
@@ -120,7 +128,7 @@ class Row:
 
     @property
     def step_memory(self) -> int:
-        return max(self.data["peak_rss"] - self.data["built_rss"], 0)
+        return max(self.data["step_peak_rss"] - self.data["built_rss"], 0)
 
 
 def run_child(args: argparse.Namespace, depth: int, checkpoint: bool) -> Row:
@@ -153,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out))
         return 0
     print(
-        f"tanh MLP 784-{args.width}x depth-10, batch {args.batch}, critical orthogonal, SGD; "
+        f"tanh MLP 784-({args.width} x depth)-10, batch {args.batch}, critical orthogonal, SGD; "
         f"{args.threads} thread(s), {args.steps} timed steps; torch {torch.__version__}"
     )
     header = (

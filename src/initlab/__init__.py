@@ -39,6 +39,7 @@ from initlab.init import (
 from initlab.models import MLPSpec, cnn, deep_cnn, deep_mlp, mlp
 from initlab.probes import Diagnosis, Probe, ProbeRecord, diagnose, every, logspaced, summarize
 from initlab.train.batched import BatchedResult, evaluate_batched, fit_batched
+from initlab.train.deep import fit_deep
 from initlab.train.fit import fit
 from initlab.train.optim import OPTIMIZER_NAMES, Optimizer, make_optimizer
 from initlab.train.result import TrainResult
@@ -93,6 +94,7 @@ __all__ = [
     "fetch_mnist",
     "fit",
     "fit_batched",
+    "fit_deep",
     "gain",
     "gaussian_inputs",
     "get_experiment",

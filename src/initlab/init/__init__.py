@@ -18,7 +18,14 @@ from initlab.init.apply import (
     layer_kind,
 )
 from initlab.init.fans import FAN_MODES, GAIN_NAMES, FanMode, compute_fans, fan, gain
-from initlab.init.meanfield import chi_1, critical_point, gaussian_expectation, variance_map
+from initlab.init.meanfield import (
+    DepthScales,
+    chi_1,
+    critical_point,
+    depth_scales,
+    gaussian_expectation,
+    variance_map,
+)
 from initlab.init.registry import (
     BIAS_RULES,
     BiasRule,
@@ -64,6 +71,7 @@ __all__ = [
     "FAN_MODES",
     "GAIN_NAMES",
     "BiasRule",
+    "DepthScales",
     "Distribution",
     "FanMode",
     "InitSummary",
@@ -77,6 +85,7 @@ __all__ = [
     "critical_orthogonal_",
     "critical_point",
     "delta_orthogonal_",
+    "depth_scales",
     "dirac_",
     "fan",
     "gain",
