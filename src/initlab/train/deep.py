@@ -33,7 +33,8 @@ Only activations whose derivative is a function of their output are supported (t
 ReLU, sigmoid, identity: the recomputed segment then needs no pre-activations). Device
 and dtype follow the training data (``data.x``): put the data on a CUDA device, or make it
 float64, and the parameters, buffers and arithmetic follow; nothing on the step path
-calls the CPU (losses are read back once per logged step). A member whose loss is NaN/Inf
+runs on the CPU: per step one boolean (are all losses finite?) is read back, and the
+losses themselves on logged steps only. A member whose loss is NaN/Inf
 is frozen (its updates are masked to zero) and marked diverged, as in ``fit_batched``.
 """
 

@@ -76,7 +76,7 @@ class TrainabilityConfig:
     lr: Annotated[float, "SGD learning rate"] = 0.005
     steps: Annotated[int, "SGD steps per network"] = 400
     batch_size: Annotated[int, "minibatch size (drawn with replacement)"] = 128
-    train_eval_size: Annotated[int, "training examples the accuracy is measured on"] = 2000
+    train_eval_size: Annotated[int, "training examples the accuracy is measured on (0: all)"] = 2000
     xi_multiples: Annotated[tuple[float, ...], "draw c * xi_c for these c"] = (1.0, 6.0)
     paper: Annotated[
         bool, "the paper's grid: 16 sigma_w^2 in [1, 4], depths 10..300, width 300, 1000 steps"
@@ -191,7 +191,8 @@ class Trainability(GroupExperiment):
 
         first = runs[0].spec
         train = load_split(first["dataset"], "train")
-        probe = train.head(first["train_eval_size"])
+        size = first["train_eval_size"]
+        probe = train.head(size) if 0 < size < len(train) else train
         spec = MLPSpec((train.num_features, *[first["width"]] * first["depth"], 10), "tanh")
         members = [_member(spec, r.spec["sigma_w2"], r.spec["sigma_b2"], r.seed) for r in runs]
         _, outcomes = train_group(
