@@ -43,7 +43,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +109,9 @@ class DeepResult:
 
     def __getitem__(self, member: int) -> TrainResult:
         return self.results[member]
+
+    def __iter__(self) -> Iterator[TrainResult]:
+        return iter(self.results)
 
     def model(self, member: int) -> MLP:
         """Member ``member`` as an ``MLP`` module (CPU, float32)."""
