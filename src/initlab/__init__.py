@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # for type checkers; at run time every name loads on first us
     from initlab.models import MLPSpec, cnn, deep_cnn, deep_mlp, mlp
     from initlab.probes import Diagnosis, Probe, ProbeRecord, diagnose, every, logspaced, summarize
     from initlab.train.batched import BatchedResult, evaluate_batched, fit_batched
+    from initlab.train.deep import fit_deep
     from initlab.train.fit import fit
     from initlab.train.optim import OPTIMIZER_NAMES, Optimizer, make_optimizer
     from initlab.train.result import TrainResult
@@ -79,6 +80,7 @@ _LAZY = {
     "BatchedResult": "initlab.train.batched",
     "evaluate_batched": "initlab.train.batched",
     "fit_batched": "initlab.train.batched",
+    "fit_deep": "initlab.train.deep",
     "fit": "initlab.train.fit",
     "OPTIMIZER_NAMES": "initlab.train.optim",
     "Optimizer": "initlab.train.optim",
@@ -134,6 +136,7 @@ __all__ = [
     "fetch_mnist",
     "fit",
     "fit_batched",
+    "fit_deep",
     "gain",
     "gaussian_inputs",
     "get_experiment",

@@ -163,6 +163,16 @@ def _check_critical() -> None:
     _moments(_draw("critical", sigma_b2=0.2), math.sqrt(sigma_w2 / 500))
 
 
+def _check_critical_orthogonal() -> None:
+    sigma_w2, _ = critical_point(0.2)
+    w = _draw("critical_orthogonal", shape=(500, 500), sigma_b2=0.2)
+    assert torch.allclose(w @ w.T, sigma_w2 * torch.eye(500), atol=1e-4)
+    k = _draw("critical_orthogonal", shape=(64, 32, 3, 3), sigma_b2=0.2)  # delta-orthogonal
+    h = k[:, :, 1, 1]
+    assert torch.allclose(h.T @ h, sigma_w2 * torch.eye(32), atol=1e-4)
+    assert torch.count_nonzero(k).item() == torch.count_nonzero(h).item()
+
+
 FORMULA_CHECKS: dict[str, Callable[[], None]] = {
     name.removeprefix("_check_"): check
     for name, check in list(globals().items())

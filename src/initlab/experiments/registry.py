@@ -29,6 +29,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "initlab.experiments.mnist.overfit",
     "initlab.experiments.mnist.ensemble",
     "initlab.experiments.mnist.lab09",
+    "initlab.experiments.deep.deep_signal",
+    "initlab.experiments.deep.trainability",
 )
 """Modules holding the built-in experiments, in the order ``initlab run --list`` shows them."""
 

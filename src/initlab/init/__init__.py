@@ -30,7 +30,14 @@ from initlab.init.fans import (
     fan,
     gain,
 )
-from initlab.init.meanfield import chi_1, critical_point, gaussian_expectation, variance_map
+from initlab.init.meanfield import (
+    DepthScales,
+    chi_1,
+    critical_point,
+    depth_scales,
+    gaussian_expectation,
+    variance_map,
+)
 from initlab.init.nn_init import (
     constant,
     constant_,
@@ -71,6 +78,7 @@ from initlab.init.registry import (
 )
 from initlab.init.schemes import (
     critical_,
+    critical_orthogonal_,
     delta_orthogonal_,
     glorot_normal_,
     glorot_truncated_normal_,
@@ -95,6 +103,7 @@ __all__ = [
     "FAN_MODES",
     "GAIN_NAMES",
     "BiasRule",
+    "DepthScales",
     "Distribution",
     "FanMode",
     "InitSummary",
@@ -107,8 +116,10 @@ __all__ = [
     "constant",
     "constant_",
     "critical_",
+    "critical_orthogonal_",
     "critical_point",
     "delta_orthogonal_",
+    "depth_scales",
     "dirac",
     "dirac_",
     "eye",

@@ -208,6 +208,16 @@ BUILTIN_SCHEMES: tuple[Scheme, ...] = (
             Option("activation", "choice", "tanh", "network nonlinearity", CRITICAL_ACTIVATIONS),
         ),
     ),
+    Scheme(
+        "critical_orthogonal",
+        "edge of chaos with orthogonal W (delta-orthogonal kernels), biases N(0, sigma_b2)",
+        schemes.critical_orthogonal_,
+        bias="critical",
+        options=(
+            Option("sigma_b2", "float", 0.05, "bias variance", low=0.0),
+            Option("activation", "choice", "tanh", "network nonlinearity", CRITICAL_ACTIVATIONS),
+        ),
+    ),
 )
 
 for _scheme in BUILTIN_SCHEMES:

@@ -351,6 +351,35 @@ def critical_(
     return variance_scaling_(tensor, sigma_w2, "fan_in", "normal", generator)
 
 
+def critical_orthogonal_(
+    tensor: torch.Tensor,
+    sigma_b2: float = 0.05,
+    activation: str = "tanh",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Orthogonal weights at the edge of chaos (Pennington et al. 2017; Xiao et al. 2018).
+
+    ``W = sqrt(sigma_w^2) Q`` with ``Q`` Haar orthogonal (:func:`orthogonal_`) for a Linear
+    weight, and the delta-orthogonal kernel (:func:`delta_orthogonal_`, Xiao et al. 2018,
+    Algorithm 2) for a convolution, where ``sigma_w^2`` is on the critical line
+    ``chi_1 = 1`` for ``sigma_b2`` (:func:`initlab.init.meanfield.critical_point`).
+    Biases ``b ~ N(0, sigma_b2)`` (the "critical" bias rule). A square ``W`` has
+    ``W W^T = sigma_w^2 I``: every singular value of the layer's Jacobian at init is
+    ``sigma_w phi'``, which is what gives deep tanh networks *dynamical isometry* (the
+    input-output Jacobian's singular values concentrate near 1) where Gaussian weights of
+    the same variance do not.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> w = critical_orthogonal_(torch.empty(4, 4), generator=g)
+    >>> torch.allclose(w @ w.T, 1.7611 * torch.eye(4), atol=1e-3)
+    True
+    """
+    sigma_w2, _ = critical_point(_check_number("sigma_b2", sigma_b2), activation)
+    if tensor.dim() > 2:
+        return delta_orthogonal_(tensor, math.sqrt(sigma_w2), generator)
+    return orthogonal_(tensor, math.sqrt(sigma_w2), generator)
+
+
 # Aliases: the same functions under their other common names (PyTorch's Glorot forms; JAX's
 # and Keras's glorot_normal is glorot_truncated_normal_).
 glorot_normal_ = xavier_normal_
@@ -362,6 +391,7 @@ __all__ = [
     "HeMode",
     "HeNonlinearity",
     "critical_",
+    "critical_orthogonal_",
     "delta_orthogonal_",
     "glorot_normal_",
     "glorot_truncated_normal_",

@@ -73,7 +73,12 @@ class HistogramPanel:
 
 @dataclass
 class HeatmapPanel:
-    """A matrix drawn as an image: ``matrix[i][j]`` is row i (top to bottom), column j."""
+    """A matrix drawn as an image: ``matrix[i][j]`` is row i (top to bottom), column j.
+
+    With ``x`` (one value per column) and ``y`` (one per row) the cells sit at those
+    coordinates instead (row 0 at the bottom, cells spanning half-way to their
+    neighbours), and ``curves`` and ``vlines`` are drawn over them in the same units.
+    """
 
     matrix: list[list[float]]
     title: str = ""
@@ -84,6 +89,10 @@ class HeatmapPanel:
     vmax: float | None = None
     colorbar_label: str = ""
     note: str | None = None
+    x: list[float] | None = None  # column coordinates (with y: cells placed on axes)
+    y: list[float] | None = None  # row coordinates
+    curves: list[Series] = field(default_factory=list)  # drawn over the cells (x/y units)
+    vlines: list[tuple[float, str]] = field(default_factory=list)  # (x, label) marks
 
 
 @dataclass

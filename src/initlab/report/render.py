@@ -10,6 +10,7 @@ in the curve) instead of being clipped to the axis, so vanishing signals read co
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from pathlib import Path
@@ -181,15 +182,43 @@ def _draw_histogram(ax: Axes, panel: HistogramPanel) -> None:
     _note(ax, panel.note)
 
 
+def _edges(centres: list[float]) -> list[float]:
+    """Cell edges half-way between centres (the outer ones mirrored)."""
+    if len(centres) == 1:
+        return [centres[0] - 0.5, centres[0] + 0.5]
+    mids = [(a + b) / 2 for a, b in itertools.pairwise(centres)]
+    return [2 * centres[0] - mids[0], *mids, 2 * centres[-1] - mids[-1]]
+
+
 def _draw_heatmap(fig: Figure, ax: Axes, panel: HeatmapPanel) -> None:
-    image = ax.imshow(
-        panel.matrix,
-        aspect="auto",
-        interpolation="nearest",
-        cmap=panel.cmap,
-        vmin=panel.vmin,
-        vmax=panel.vmax,
-    )
+    if panel.x is not None and panel.y is not None:
+        image = ax.pcolormesh(
+            _edges(panel.x),
+            _edges(panel.y),
+            panel.matrix,
+            cmap=panel.cmap,
+            vmin=panel.vmin,
+            vmax=panel.vmax,
+            shading="flat",
+        )
+        xs, ys = _edges(panel.x), _edges(panel.y)
+        for s in panel.curves:
+            ax.plot(s.x, s.y, s.linestyle, color=s.color, linewidth=s.linewidth, label=s.label)
+        for x, label in panel.vlines:
+            ax.axvline(x, color="white", linestyle=":", linewidth=1.5, label=label or None)
+        ax.set_xlim(xs[0], xs[-1])
+        ax.set_ylim(ys[0], ys[-1])
+        if any(s.label for s in panel.curves) or any(label for _, label in panel.vlines):
+            ax.legend(loc="upper left", framealpha=0.7)
+    else:
+        image = ax.imshow(
+            panel.matrix,
+            aspect="auto",
+            interpolation="nearest",
+            cmap=panel.cmap,
+            vmin=panel.vmin,
+            vmax=panel.vmax,
+        )
     ax.grid(False)
     fig.colorbar(image, ax=ax, label=panel.colorbar_label, shrink=0.9)
     _note(ax, panel.note)
