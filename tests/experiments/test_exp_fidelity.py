@@ -103,3 +103,111 @@ def test_a4_layer_stats_skip_nonfinite_entries() -> None:
     assert second["mean"] == pytest.approx(float(finite.mean()), 1e-12)
     assert (second["nonfinite"], third["nonfinite"]) == (1, 400)
     assert math.isnan(third["std"])
+
+
+def _figures(name: str, settings: list[str], out: Path):  # type: ignore[no-untyped-def]
+    """The figure infos of a finished experiment, recomputed from its store."""
+    from initlab.experiments.registry import get_experiment
+    from initlab.experiments.runner import load_experiment_data, resolve_config
+    from initlab.store import RunStore
+
+    experiment = get_experiment(name)
+    config = resolve_config(experiment, settings)
+    with RunStore(out / "runs.db") as store:
+        data = load_experiment_data(store, name, experiment.plan(config, 0))
+    return experiment.figures(config, data)
+
+
+def test_b1_records_the_books_loss_after_the_update(tmp_path: Path) -> None:
+    settings = ["dataset=synthetic", "hidden=[16, 16]", "steps=40", 'inits=["he_normal"]']
+    result = run_experiment("init-compare", settings, out_dir=tmp_path, progress=False)
+    row = result.summary["by_activation"]["relu"]["he_normal"]
+    assert result.summary["loss_curve"] == "after_update"
+    from initlab.store import RunStore
+
+    with RunStore(tmp_path / "runs.db") as store:
+        (run,) = store.list_runs("init-compare")
+        metrics = [m for m in store.metrics(run.id) if "train_loss" in m]
+    after = [m["train_loss_after"] for m in metrics]
+    before = [m["train_loss"] for m in metrics]
+    assert len(after) == len(before) == 40
+    assert row["final_loss"] == pytest.approx(sum(after) / 40)  # the book's quantity
+    # SGD lowers the loss of the batch it stepped on: after < before at almost every step
+    assert sum(a < b for a, b in zip(after, before, strict=True)) >= 36
+    (figure,) = _figures("init-compare", settings, tmp_path)
+    assert "after the update" in figure.panels[0][0].ylabel
+    assert "after that step's update" in figure.caption
+
+
+def test_b2_loss_curve_option_keeps_the_other_quantity(tmp_path: Path) -> None:
+    settings = ["dataset=synthetic", "hidden=[16, 16]", "steps=30", "optimizers=[adam]"]
+    after = run_experiment("optimizer-compare", settings, out_dir=tmp_path, progress=False)
+    before = run_experiment(
+        "optimizer-compare", [*settings, "loss_curve=before_update"], out_dir=tmp_path,
+        progress=False,
+    )  # fmt: skip
+    assert before.executed == []  # the same runs, read back: both losses are stored
+    a, b = after.summary["optimizers"]["adam"], before.summary["optimizers"]["adam"]
+    assert a["final_loss"] < b["final_loss"]
+    assert "after the update" in after.verdicts[0] and "before the update" in before.verdicts[0]
+
+
+def test_b3_books_eps_and_diverged_cells_are_marked_not_zero(tmp_path: Path) -> None:
+    settings = ["dataset=synthetic", "train_size=200", "stds=[1.0, 0.01]", "epochs=2"]
+    result = run_experiment("batchnorm", settings, out_dir=tmp_path, progress=False)
+    assert result.summary["bn_eps"] == 1e-6
+    big = result.summary["by_std"]["1"]
+    assert (big["plain_status"], big["plain_final_acc"]) == ("diverged", None)
+    assert result.summary["by_std"]["0.01"]["plain_status"] == "done"
+    assert not any("counts as 0" in v for v in result.verdicts)
+    assert "of 1 weight scales where both networks finished" in result.verdicts[0]
+    _, sweep = _figures("batchnorm", settings, tmp_path)
+    (panel,) = sweep.panels[0]
+    assert [x for x, _ in panel.vlines] == [1.0]  # the diverged scale: a marker, no accuracy
+    curves = {s.label: s.x for s in panel.series}
+    assert curves == {"batch norm": [1.0, 0.01], "no batch norm": [0.01]}
+    assert panel.note == "diverged: no BN at 1"
+    from initlab.experiments.registry import get_experiment
+    from initlab.experiments.runner import resolve_config
+
+    experiment = get_experiment("batchnorm")
+    plan = experiment.plan(resolve_config(experiment, ["dtype=float64"]), 0)
+    assert {r.spec["bn_eps"] for r in plan} == {1e-6} and plan[0].spec["dtype"] == "float64"
+
+
+def test_b4_books_dropout_and_epochs_per_variant(tmp_path: Path) -> None:
+    from initlab.experiments.registry import get_experiment
+    from initlab.experiments.runner import resolve_config
+
+    experiment = get_experiment("overfit")
+    plan = {r.key: r for r in experiment.plan(resolve_config(experiment, []), 0)}
+    assert {k: r.spec["epochs"] for k, r in plan.items()} == {
+        "plain": 201,
+        "weight_decay": 201,
+        "dropout": 301,
+    }
+    assert plan["dropout"].spec["dropout_mode"] == "scale_at_test"
+    assert plan["plain"].group != plan["dropout"].group
+    settings = ["dataset=synthetic", "hidden=[16, 16]", "epochs=4", "dropout_epochs=6",
+                "test_size=200"]  # fmt: skip
+    result = run_experiment("overfit", settings, out_dir=tmp_path, progress=False)
+    from initlab.store import RunStore
+
+    with RunStore(tmp_path / "runs.db") as store:
+        done = {r.spec["key"]: r.summary["steps_done"] for r in store.list_runs("overfit")}
+    assert done == {"plain": 12, "weight_decay": 12, "dropout": 18}  # 3 batches an epoch
+    assert "scale at test, 6 epochs" in result.summary["variants"]["dropout"]["setting"]
+
+
+def test_lab09_dropout_verdict_states_the_margin_against_the_seed_spread() -> None:
+    from initlab.experiments.mnist import lab09
+
+    one = lab09.dropout_effect("dropout 0.3", [0.9807], [0.9800])
+    assert one["spread"] is None
+    assert "no winner is called" in lab09._dropout_sentence(one)
+    close = lab09.dropout_effect("dropout 0.3", [0.981, 0.979, 0.983], [0.980, 0.982, 0.978])
+    assert close["spread"] == pytest.approx(math.sqrt(0.002**2 / 3 + 0.002**2 / 3))
+    assert "within the seed spread, no winner" in lab09._dropout_sentence(close)
+    far = lab09.dropout_effect("dropout 0.3", [0.985, 0.986, 0.984], [0.975, 0.976, 0.974])
+    assert "dropout helps beyond the seed spread" in lab09._dropout_sentence(far)
+    assert "Sequential" in lab09.Lab09.source and "0-255" in lab09.Lab09.source

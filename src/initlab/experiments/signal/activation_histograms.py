@@ -23,6 +23,7 @@ from typing import Annotated, Any, ClassVar
 import torch
 
 from initlab.activations import activation_info
+from initlab.experiments import flops as fl
 from initlab.experiments.base import (
     Experiment,
     ExperimentData,
@@ -110,6 +111,10 @@ class ActivationHistograms(Experiment):
         check_positive(
             samples=config.samples, width=config.width, layers=config.layers, bins=config.bins
         )
+
+    def flops(self, config: ActivationHistogramsConfig) -> float:
+        runs = config.seeds * len(config.activations) * len(config.inits)
+        return runs * fl.forward_flops([config.width] * (config.layers + 1), config.samples)
 
     def plan(self, config: ActivationHistogramsConfig, seed: int = 0) -> list[RunSpec]:
         runs = []

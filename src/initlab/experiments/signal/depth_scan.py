@@ -259,6 +259,12 @@ class DepthScan(Experiment):
         check_inits(config.inits)
         check_positive(depth=config.depth, width=config.width, samples=config.samples)
 
+    def flops(self, config: DepthScanConfig) -> float:
+        """Per run: the forward products and the input-gradient products of every layer."""
+        runs = config.seeds * len(config.activations) * len(config.inits)
+        layer = 2.0 * config.samples * config.width * config.width
+        return runs * (config.depth + 1) * 2 * layer
+
     def plan(self, config: DepthScanConfig, seed: int = 0) -> list[RunSpec]:
         runs = []
         for s in run_seeds(seed, config.seeds):

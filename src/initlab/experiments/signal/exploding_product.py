@@ -90,6 +90,9 @@ class ExplodingProduct(Experiment):
         if config.points < 3:
             raise InitlabError(f"points must be at least 3, got {config.points}")
 
+    def flops(self, config: ExplodingProductConfig) -> float:
+        return config.seeds * config.multiplications * 2.0 * config.size**3
+
     def plan(self, config: ExplodingProductConfig, seed: int = 0) -> list[RunSpec]:
         product = {"size": config.size, "multiplications": config.multiplications}
         runs = [

@@ -245,6 +245,9 @@ class OptimizerPaths(Experiment):
             return (float(config.start[0]), float(config.start[1]))
         return FUNCTIONS[config.function].start
 
+    def flops(self, config: OptimizerPathsConfig) -> float:
+        return 0.0  # two-dimensional functions: no matrix products
+
     def plan(self, config: OptimizerPathsConfig, seed: int = 0) -> list[RunSpec]:
         fn = FUNCTIONS[config.function]
         runs = []
