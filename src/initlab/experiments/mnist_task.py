@@ -18,6 +18,7 @@ gets in its group, to float rounding.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, get_args
@@ -93,9 +94,14 @@ def synthetic_mnist(split: Literal["train", "test"], n: int | None = None) -> Da
     return Dataset(x, y, f"synthetic-{split}", tuple(str(d) for d in range(10)))
 
 
+@functools.lru_cache(maxsize=8)
 def load_split(dataset: str, split: Literal["train", "test"], size: int = 0) -> Dataset:
     """The ``split`` of ``dataset``; ``size > 0`` keeps its first ``size`` examples (the
-    book's ``x_train[:1000]``), 0 keeps all."""
+    book's ``x_train[:1000]``), 0 keeps all.
+
+    Cached per process: an experiment's groups (lab-09 has four) read the same splits, and
+    reading and converting MNIST costs ~0.3 s a split; nothing downstream writes into a
+    dataset's tensors (the engines copy what they convert)."""
     check_choice(dataset, DATASETS, "dataset")
     if dataset == "synthetic":
         data = synthetic_mnist(split)
