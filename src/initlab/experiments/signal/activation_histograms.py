@@ -41,6 +41,7 @@ from initlab.experiments.common import (
     init_label,
     pct,
     run_seeds,
+    single_thread,
 )
 from initlab.experiments.registry import register
 from initlab.experiments.seeds import stream_seed
@@ -149,7 +150,9 @@ class ActivationHistograms(Experiment):
         info = activation_info(activation)
         model, x = network_and_inputs(spec, run.seed)
         records = []
-        with torch.no_grad():
+        # one thread: small products and reductions; on a shared 2-core host two threads
+        # wait on each other (A1 took 37 s in the suite benchmark under load, for 1.5 GFLOP)
+        with torch.no_grad(), single_thread():
             z = x
             for layer in range(1, layers + 1):
                 z = getattr(model, f"act{layer}")(getattr(model, f"linear{layer}")(z))
