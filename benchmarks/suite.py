@@ -14,6 +14,8 @@ script reports:
   second). On a shared host the wall ratio overstates: a 30 ms burst of products gets a
   core, a minutes-long experiment shares it with the neighbours; CPU time counts only
   what the process itself ran, so the targets are checked on ``CPU x``;
+- the cost ``initlab list`` shows, flagged when the CPU seconds are not within 2x of it
+  (CPU seconds: the wall time of these one-threaded runs on an idle machine);
 - the seconds spent inside the training loops (``fit_batched``'s and ``fit``'s loops,
   evaluation passes included) and the share of the wall time outside them (start-up, data,
   figures, store); for experiments that do not train, the share outside ``execute``.
@@ -178,6 +180,19 @@ def measure(name: str, overrides: list[str], quick: bool) -> Row:
                data["compute"], data["loop"], data["cost"])  # fmt: skip
 
 
+def cost_seconds(text: str) -> float | None:
+    """The seconds an ``Experiment.cost`` string says ("~15 s", "~9 min", "< 1 min")."""
+    parts = text.replace("~", " ").replace("<", " ").split()
+    if len(parts) != 2:
+        return None
+    try:
+        value = float(parts[0])
+    except ValueError:
+        return None
+    scale = {"s": 1.0, "min": 60.0, "h": 3600.0}.get(parts[1])
+    return None if scale is None else value * scale
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -202,6 +217,9 @@ def print_table(rows: list[Row]) -> bool:
         if r.trains and r.outside > OUTSIDE_TARGET:
             notes.append(f"outside > {OUTSIDE_TARGET:.0%}")
             ok = False
+        listed = cost_seconds(r.cost)
+        if listed is not None and not 0.5 <= r.cpu / listed <= 2.0:
+            notes.append("listed cost off by > 2x")
         print(
             f"{r.name:<22} {r.wall:>7.1f} {r.cpu:>7.1f} {_fmt(gflop, '>8.1f')} "
             f"{_fmt(r.floor, '>7.1f')} {_fmt(r.ratio, '>7.1f')} {_fmt(r.cpu_ratio, '>6.1f')} "

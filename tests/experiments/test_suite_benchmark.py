@@ -49,6 +49,19 @@ def test_training_flop_model_equals_torchs_count_of_the_engines_products() -> No
     assert fl.train_step_flops((784, 100, 100, 100, 100, 10), 128) == 63_948_800
 
 
+def test_listed_costs_parse_to_seconds() -> None:
+    suite = _load()
+    assert [suite.cost_seconds(t) for t in ("~15 s", "~9 min", "< 1 min", "fast")] == [
+        15.0,
+        540.0,
+        60.0,
+        None,
+    ]
+    from initlab.experiments.registry import list_experiments
+
+    assert all(suite.cost_seconds(e.cost) is not None for e in list_experiments())
+
+
 def test_suite_runs_each_experiment_and_prints_the_table(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -74,7 +74,7 @@ class Ensemble(GroupExperiment):
 
     name = "ensemble"
     description = "B5: 5 copies from different seeds: each one's test accuracy vs their average"
-    cost = "~20 s"
+    cost = "~20 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = (
         "Goodfellow, Bengio & Courville, Deep Learning (2016), sec. 7.11 (model averaging); "
         "Saito, Deep Learning from Scratch (2016), sec. 8.1.2"

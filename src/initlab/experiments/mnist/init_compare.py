@@ -93,7 +93,7 @@ class InitCompare(GroupExperiment):
 
     name = "init-compare"
     description = "B1: MNIST loss curves from std 0.01, sqrt(1/n) and He init (deep ReLU MLP)"
-    cost = "~10 s"
+    cost = "~15 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = "Saito, Deep Learning from Scratch (2016), sec. 6.2.4: weight_init_compare.py"
     Config = InitCompareConfig
     quick: ClassVar[dict[str, Any]] = {"steps": 1000}

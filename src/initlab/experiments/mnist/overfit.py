@@ -107,7 +107,7 @@ class Overfit(GroupExperiment):
 
     name = "overfit"
     description = "B4: 300 MNIST images: train/test accuracy, plain vs weight decay vs dropout"
-    cost = "~30 s"
+    cost = "~40 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = (
         "Saito, Deep Learning from Scratch (2016), sec. 6.4: overfit_weight_decay.py, "
         "overfit_dropout.py"

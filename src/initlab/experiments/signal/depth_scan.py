@@ -263,7 +263,7 @@ class DepthScan(Experiment):
 
     name = "depth-scan"
     description = "A4: activation and gradient std per layer at init, up to depth 1000"
-    cost = "~1 min"
+    cost = "~1 min"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = (
         "Poole et al. 2016 (transient chaos), Schoenholz et al. 2017 (deep information "
         "propagation): mean-field signal propagation"
