@@ -162,8 +162,8 @@ def layer_stats(stack: torch.Tensor) -> list[dict[str, float]]:
     Two passes in the chunk's own precision, ``mean = sum / n`` and ``var = |x - mean|^2 /
     n`` (a sum and a dot product: several times faster than ``var_mean``'s Welford pass);
     rows whose variance leaves [1e-30, 1e30] (vanishing or exploding signals, whose squares
-    under- or overflow a float32) or that hold a NaN or Inf are redone in float64, and rows
-    with a NaN or Inf over their finite entries only.
+    under- or overflow a float32) are redone on the row scaled by a power of two (exact),
+    and rows with a NaN or Inf in float64 over their finite entries only.
     """
     flat = stack.reshape(stack.shape[0], -1)
     n = flat.shape[1]
@@ -175,12 +175,23 @@ def layer_stats(stack: torch.Tensor) -> list[dict[str, float]]:
     ok = torch.isfinite(mu) & (var >= SAFE_VAR[0]) & (var <= SAFE_VAR[1])
     wide = (~ok).nonzero().flatten()
     if wide.numel():
-        sub = flat.index_select(0, wide).double()
-        sub_var, sub_mu = torch.var_mean(sub, 1, correction=0)
-        var[wide], mu[wide] = sub_var, sub_mu
-        broken = (~torch.isfinite(sub_mu) | ~torch.isfinite(sub_var)).nonzero().flatten()
+        sub = flat.index_select(0, wide)
+        amax = sub.abs().amax(1, keepdim=True)
+        # exact power-of-two rescaling to [0.5, 1): the float32 passes then neither under-
+        # nor overflow (a vanishing ReLU signal reaches 1e-30 and below within the depth)
+        limit = 126 if sub.dtype == torch.float32 else 1022
+        exponent = torch.frexp(torch.where(torch.isfinite(amax), amax, 1.0)).exponent
+        scale = torch.pow(2.0, (-exponent).clamp(-limit, limit).to(sub.dtype))
+        scaled = sub * scale
+        sub_mu = scaled.sum(1, keepdim=True) / n
+        centered = scaled - sub_mu
+        sub_var = torch.linalg.vecdot(centered, centered) / n
+        scale64 = scale.squeeze(1).double()
+        mu[wide] = sub_mu.squeeze(1).double() / scale64
+        var[wide] = sub_var.double() / scale64.square()
+        broken = (~torch.isfinite(amax.squeeze(1))).nonzero().flatten()
         for k in broken.tolist():  # NaN/Inf entries: statistics of the finite ones
-            row, values = int(wide[k]), sub[k]
+            row, values = int(wide[k]), sub[k].double()
             finite = values[torch.isfinite(values)]
             bad[row] = values.numel() - finite.numel()
             if finite.numel():
