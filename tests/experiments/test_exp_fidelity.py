@@ -54,7 +54,7 @@ def test_inputs_are_independent_of_the_first_layer_weights(module) -> None:  # t
 def test_a1_relu_first_layer_std_and_verdict_against_the_gain(tmp_path: Path) -> None:
     result = run_experiment(
         "activation-histograms",
-        ["activations=[relu]", 'inits=["lecun_normal", "he_normal"]'],
+        ["activations=[relu]", 'inits=["lecun_normal", "he_normal"]', "samples=400"],
         out_dir=tmp_path,
         progress=False,
     )
