@@ -223,7 +223,7 @@ class OptimizerPaths(Experiment):
 
     name = "optimizer-paths"
     description = "Paths of SGD, Momentum, Nesterov, AdaGrad, RMSProp, Adam on x^2/20 + y^2"
-    cost = "~2 s"
+    cost = "~5 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = "Saito, Deep Learning from Scratch (2016), sec. 6.1.7: optimizer_compare_naive.py"
     Config = OptimizerPathsConfig
     quick: ClassVar[dict[str, Any]] = {"grid": 101}
@@ -244,6 +244,9 @@ class OptimizerPaths(Experiment):
         if config.start:
             return (float(config.start[0]), float(config.start[1]))
         return FUNCTIONS[config.function].start
+
+    def flops(self, config: OptimizerPathsConfig) -> float:
+        return 0.0  # two-dimensional functions: no matrix products
 
     def plan(self, config: OptimizerPathsConfig, seed: int = 0) -> list[RunSpec]:
         fn = FUNCTIONS[config.function]
