@@ -181,8 +181,11 @@ def measure(name: str, overrides: list[str], quick: bool) -> Row:
 
 
 def cost_seconds(text: str) -> float | None:
-    """The seconds an ``Experiment.cost`` string says ("~15 s", "~9 min", "< 1 min")."""
-    parts = text.replace("~", " ").replace("<", " ").split()
+    """The seconds an ``Experiment.cost`` string says ("~15 s", "~9 min", "< 1 min").
+
+    A note in parentheses after the figure ("~80 min (depth 10,000: ...)") is not part of it.
+    """
+    parts = text.split("(", 1)[0].replace("~", " ").replace("<", " ").split()
     if len(parts) != 2:
         return None
     try:

@@ -51,11 +51,15 @@ def test_training_flop_model_equals_torchs_count_of_the_engines_products() -> No
 
 def test_listed_costs_parse_to_seconds() -> None:
     suite = _load()
-    assert [suite.cost_seconds(t) for t in ("~15 s", "~9 min", "< 1 min", "fast")] == [
+    assert [
+        suite.cost_seconds(t)
+        for t in ("~15 s", "~9 min", "< 1 min", "fast", "~2 h (paper: ~2 days)")
+    ] == [
         15.0,
         540.0,
         60.0,
         None,
+        7200.0,
     ]
     from initlab.experiments.registry import list_experiments
 
