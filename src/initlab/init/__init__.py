@@ -9,6 +9,7 @@ schemes on top of it, the edge-of-chaos critical point, a registry of schemes by
 """
 
 from initlab.init import catalog as _catalog  # registers the built-in schemes
+from initlab.init import data_schemes as _data_schemes  # registers lsuv and dbn
 from initlab.init.apply import (
     InitSummary,
     LayerInit,
@@ -17,8 +18,11 @@ from initlab.init.apply import (
     initialize,
     layer_kind,
 )
+from initlab.init.dbn import DBNSummary, pretrain_dbn
 from initlab.init.fans import FAN_MODES, GAIN_NAMES, FanMode, compute_fans, fan, gain
+from initlab.init.lsuv import LSUVSummary, lsuv_
 from initlab.init.meanfield import chi_1, critical_point, gaussian_expectation, variance_map
+from initlab.init.rbm import RBM, RBMConfig, train_rbm
 from initlab.init.registry import (
     BIAS_RULES,
     BiasRule,
@@ -55,19 +59,23 @@ from initlab.init.schemes import (
 )
 from initlab.init.variance_scaling import DISTRIBUTIONS, Distribution, variance_scaling_
 
-del _catalog
+del _catalog, _data_schemes
 
 __all__ = [
     "BIAS_RULES",
     "DISTRIBUTIONS",
     "FAN_MODES",
     "GAIN_NAMES",
+    "RBM",
     "BiasRule",
+    "DBNSummary",
     "Distribution",
     "FanMode",
     "InitSummary",
+    "LSUVSummary",
     "LayerInit",
     "Option",
+    "RBMConfig",
     "Scheme",
     "chi_1",
     "compute_fans",
@@ -94,11 +102,14 @@ __all__ = [
     "lecun_normal_",
     "lecun_uniform_",
     "list_schemes",
+    "lsuv_",
     "normal_",
     "orthogonal_",
     "parse_scheme",
+    "pretrain_dbn",
     "register",
     "standard_",
+    "train_rbm",
     "truncated_normal_",
     "uniform_",
     "unregister",
