@@ -47,6 +47,7 @@ DATA_SCHEMES: tuple[Scheme, ...] = (
             Option("output_std", "float", 0.01, "output layer's weight std", low=0.0),
             Option("progress", "bool", False, "show a progress bar"),
         ),
+        applies_to=("linear",),
         needs_data=True,
     ),
 )
