@@ -26,6 +26,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "initlab.experiments.mnist.overfit",
     "initlab.experiments.mnist.ensemble",
     "initlab.experiments.mnist.lab09",
+    "initlab.experiments.pretrain.dbn",
 )
 """Modules holding the built-in experiments, in the order ``initlab run --list`` shows them."""
 
