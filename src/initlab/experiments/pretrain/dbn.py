@@ -78,7 +78,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "lecture": {"hidden": (256, 256), "rbm_epochs": 10, "epochs": 15},
     "hinton": {"hidden": (500, 500, 2000), "rbm_epochs": 50, "epochs": 50},
 }
-"""What ``architecture`` sets when ``hidden``, ``rbm_epochs`` or ``epochs`` are left at 0."""
+"""What ``architecture`` sets when ``hidden``, ``rbm_epochs`` or ``epochs`` are None."""
 
 GIBBS_SNAPSHOTS = (1, 10, 100, 1000)  # Gibbs steps at which the chains are pictured
 CHAINS = 10  # chains pictured (started at the first test images)
@@ -95,13 +95,13 @@ class DBNConfig:
         "lecture: 784-256-256-10 (minutes); hinton: 784-500-500-2000-10 (Hinton & "
         "Salakhutdinov 2006; about an hour per seed, cost printed at the start)",
     ] = "lecture"
-    hidden: Annotated[tuple[int, ...], "hidden widths ([]: the architecture's)"] = ()
+    hidden: Annotated[tuple[int, ...] | None, "hidden widths (None: the architecture's)"] = None
     train_size: Annotated[int, "training images before the held-out split (0: all 60000)"] = 0
     valid_size: Annotated[int, "training images held out for the free-energy monitor"] = 10000
     contenders: Annotated[
         tuple[str, ...], "scheme/activation pairs fine-tuned (dbn: RBM pretraining)"
     ] = ("dbn/sigmoid", "xavier_uniform/sigmoid", "he_normal/relu")
-    rbm_epochs: Annotated[int, "epochs per RBM (0: the architecture's)"] = 0
+    rbm_epochs: Annotated[int | None, "epochs per RBM (None: the architecture's)"] = None
     rbm_lr: Annotated[float, "RBM learning rate (rbm.m: 0.1)"] = 0.1
     rbm_k: Annotated[int, "Gibbs steps per RBM update (CD-k)"] = 1
     rbm_sampling: Annotated[Literal["cd", "pcd"], "cd, or persistent cd"] = "cd"
@@ -110,18 +110,18 @@ class DBNConfig:
     optimizer: Annotated[str, "fine-tuning optimizer"] = "momentum"
     lr: Annotated[float, "fine-tuning learning rate"] = 0.05
     momentum: Annotated[float, "fine-tuning momentum"] = 0.9
-    epochs: Annotated[int, "fine-tuning epochs (0: the architecture's)"] = 0
+    epochs: Annotated[int | None, "fine-tuning epochs (None: the architecture's)"] = None
     batch_size: Annotated[int, "fine-tuning minibatch size"] = 100
     seeds: Annotated[int, "seeds per contender"] = 2
 
 
 def settings(config: DBNConfig) -> dict[str, Any]:
-    """``hidden``, ``rbm_epochs`` and ``epochs`` with the architecture's preset filling 0s."""
+    """``hidden``, ``rbm_epochs`` and ``epochs``, the architecture's preset filling Nones."""
     preset = PRESETS[config.architecture]
     return {
-        "hidden": list(config.hidden or preset["hidden"]),
-        "rbm_epochs": config.rbm_epochs or preset["rbm_epochs"],
-        "epochs": config.epochs or preset["epochs"],
+        "hidden": list(preset["hidden"] if config.hidden is None else config.hidden),
+        "rbm_epochs": preset["rbm_epochs"] if config.rbm_epochs is None else config.rbm_epochs,
+        "epochs": preset["epochs"] if config.epochs is None else config.epochs,
     }
 
 
@@ -194,12 +194,10 @@ class DBN(GroupExperiment):
             raise InitlabError("contenders is empty; e.g. [dbn/sigmoid, he_normal/relu]")
         schemes = [split(c)[0] for c in config.contenders]
         check_inits([s for s in schemes if s != "dbn"] or ["zeros"])
-        for key in ("rbm_epochs", "epochs"):
-            if getattr(config, key) < 0:
-                raise InitlabError(f"{key} must be >= 0 (0: the architecture's), got {key}")
-        for key in ("rbm_lr", "rbm_k", "rbm_batch_size"):
-            if not getattr(config, key) > 0:
-                raise InitlabError(f"{key} must be positive, got {getattr(config, key)}")
+        for key in ("rbm_epochs", "rbm_lr", "rbm_k", "rbm_batch_size"):
+            value = getattr(config, key)
+            if value is not None and not value > 0:
+                raise InitlabError(f"{key} must be positive, got {value}")
         if not 0 <= config.momentum < 1:
             raise InitlabError(f"momentum must be in [0, 1), got {config.momentum}")
 
