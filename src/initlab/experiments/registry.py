@@ -27,6 +27,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "initlab.experiments.mnist.ensemble",
     "initlab.experiments.mnist.lab09",
     "initlab.experiments.pretrain.dbn",
+    "initlab.experiments.pretrain.lsuv",
 )
 """Modules holding the built-in experiments, in the order ``initlab run --list`` shows them."""
 

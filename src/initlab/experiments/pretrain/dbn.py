@@ -441,17 +441,28 @@ class DBN(GroupExperiment):
         )
         out = [f"{widths} after {summary.get('epochs')} fine-tuning epochs: test error {listing}."]
         dbn = next((label for label in rows if label.startswith("dbn/")), None)
-        if dbn is not None and len(rows) > 1:
-            best_other = min(
-                (row["test_error_pct"] for label, row in rows.items() if label != dbn),
-                key=_order,
-            )
-            diff = rows[dbn]["test_error_pct"] - best_other
-            word = "below" if diff < 0 else "above"
-            out.append(
-                f"DBN pretraining ends {abs(diff):.2f} points {word} the best random init "
-                f"({'helps' if diff < 0 else 'does not help'} at this size and budget)."
-            )
+        if dbn is not None:
+            activation = dbn.split("/", 1)[1]
+            for what, labels in (
+                (
+                    f"the same {activation} net from random init",
+                    [k for k in rows if k != dbn and k.endswith(f"/{activation}")],
+                ),
+                ("the best random init", [k for k in rows if k != dbn]),
+            ):
+                if not labels:
+                    continue
+                best = min(labels, key=lambda k: _order(rows[k]["test_error_pct"]))
+                diff = rows[dbn]["test_error_pct"] - rows[best]["test_error_pct"]
+                word = "below" if diff < 0 else "above"
+                if what.startswith("the same"):
+                    tail = "pretraining helps" if diff < 0 else "pretraining does not help"
+                else:
+                    tail = f"{best} {'trails it' if diff < 0 else 'beats it'}"
+                out.append(
+                    f"DBN pretraining ends {abs(diff):.2f} points {word} {what} ({best}): "
+                    f"{tail} at this size and budget."
+                )
         for name, layer in summary.get("pretraining", {}).items():
             text = (
                 f"{name}: reconstruction error {layer['recon_error_start']:.1f} -> "
@@ -483,7 +494,7 @@ def _pictures(summary: Any, test: Dataset, seed: int) -> dict[str, torch.Tensor]
     rbms = [layer.rbm for layer in summary.pretrained]
     first = rbms[0]
     gen = torch.Generator().manual_seed(seed + GIBBS_SEED_OFFSET)
-    v = test.x[:CHAINS].reshape(CHAINS, -1).float()
+    v = test.x[:CHAINS].reshape(CHAINS, -1).float().clone()  # not a view: saved alone
     snapshots, done, state = [], 0, v
     h = torch.bernoulli(first.hidden_probs(state), generator=gen)
     for target in GIBBS_SNAPSHOTS:

@@ -1,0 +1,89 @@
+"""E1 dbn and E2 lsuv on small synthetic data: the figures are written and the stored
+numbers say what the experiments are about (pretraining learns, LSUV's variances are 1)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from initlab.errors import InitlabError
+from initlab.experiments import run_experiment
+from initlab.experiments.pretrain.dbn import DBNConfig, estimated_seconds, settings
+from initlab.experiments.pretrain.pictures import image_grid
+from initlab.store import RunStore
+
+DBN_TINY = {
+    "dataset": "synthetic",
+    "train_size": 600,
+    "valid_size": 100,
+    "hidden": [32, 32],
+    "rbm_epochs": 3,
+    "rbm_batch_size": 20,
+    "epochs": 2,
+    "seeds": 1,
+}
+LSUV_TINY = {
+    "dataset": "synthetic",
+    "train_size": 400,
+    "depth": 12,
+    "width": 32,
+    "steps": 20,
+    "cnn_depth": 6,
+    "cnn_channels": 4,
+    "cnn_pool": 4,
+    "cnn_steps": 4,
+    "eval_every": 10,
+    "lsuv_batch": 64,
+}
+
+
+def test_dbn_quick_run_writes_its_figures_and_pretraining_learns(tmp_path: Path) -> None:
+    result = run_experiment("dbn", DBN_TINY, out_dir=tmp_path, progress=False)
+    out = tmp_path / "dbn"
+    for name in ("dbn-test-error", "dbn-pretraining", "dbn-receptive-fields", "dbn-samples"):
+        assert (out / f"{name}.png").stat().st_size > 5000, name
+    summary = json.loads((out / "summary.json").read_text())["summary"]
+    assert set(summary["contenders"]) == {"dbn/sigmoid", "xavier_uniform/sigmoid", "he_normal/relu"}
+    rbm1 = summary["pretraining"]["rbm1"]
+    assert rbm1["epochs"] == 3 and rbm1["recon_error_end"] < rbm1["recon_error_start"]
+    assert "rbm2" in summary["pretraining"] and "rbm3" not in summary["pretraining"]
+    assert any(v.startswith("784-32-32-10 after 2 fine-tuning epochs") for v in result.verdicts)
+    with RunStore(tmp_path / "runs.db") as store:
+        run = next(r for r in store.list_runs("dbn") if r.spec["scheme"] == "dbn")
+        params = store.params(run.id)
+    assert params is not None
+    assert params["filters"].shape == (32, 784) and params["chains"].shape == (10, 4, 784)
+    assert sum(t.numel() for t in params.values()) < 100_000  # no views of whole datasets
+
+
+def test_dbn_presets_and_cost() -> None:
+    hinton = DBNConfig(architecture="hinton")
+    assert settings(hinton) == {"hidden": [500, 500, 2000], "rbm_epochs": 50, "epochs": 50}
+    assert settings(DBNConfig())["hidden"] == [256, 256]
+    lecture, big = estimated_seconds(DBNConfig(), 50000), estimated_seconds(hinton, 50000)
+    assert big["rbm"] > 20 * lecture["rbm"] and big["fine_tuning"] > 10 * lecture["fine_tuning"]
+    with pytest.raises(InitlabError, match="scheme/activation"):
+        run_experiment("dbn", {"contenders": ["dbn"]}, progress=False)
+
+
+def test_lsuv_quick_run_writes_its_figure_and_variances(tmp_path: Path) -> None:
+    run_experiment("lsuv", LSUV_TINY, out_dir=tmp_path, progress=False)
+    out = tmp_path / "lsuv"
+    assert (out / "lsuv.png").stat().st_size > 5000
+    parts = json.loads((out / "summary.json").read_text())["summary"]["parts"]
+    mlp, cnn = parts["mlp"]["schemes"], parts["cnn"]["schemes"]
+    assert mlp["lsuv"]["layers"] == 13 and cnn["lsuv"]["layers"] == 7
+    # on a batch LSUV did not see, its variances stay near 1; Xavier's ReLU signal shrinks
+    assert mlp["lsuv"]["max_abs_variance_minus_1"] < 0.25
+    assert mlp["lsuv"]["lsuv_converged"] and cnn["lsuv"]["lsuv_converged"]
+    assert mlp["Glorot"]["last_layer_variance"] < 0.05
+    assert all(1 <= i <= 10 for i in mlp["lsuv"]["lsuv_iterations"])
+
+
+def test_image_grid_tiles_row_by_row() -> None:
+    grid = torch.tensor(image_grid(torch.arange(12.0).reshape(3, 4), cols=2, side=2))
+    assert grid.shape == (5, 5)
+    assert (
+        grid[3, 0].item() == 8.0 and torch.isnan(grid[2]).all() and torch.isnan(grid[3, 3:]).all()
+    )
