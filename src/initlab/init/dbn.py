@@ -22,7 +22,8 @@ meant in the RBMs (``p(h = 1 | v) = sigmoid(W v + c)``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
@@ -232,9 +233,7 @@ def dbn_(
     )
     layers = dbn_layers(model)
     count = len(layers) if pretrain_output else len(layers) - 1
-    from initlab.train.fit import progress_bar
-
-    with progress_bar(count * epochs, progress) as update:
+    with _pretrain_bar(count * epochs, progress) as update:
         return pretrain_dbn(
             model,
             data,
@@ -244,8 +243,38 @@ def dbn_(
             pretrain_output=pretrain_output,
             output_std=output_std,
             seed=seed,
-            callback=lambda i, row: update(i * epochs + int(row["epoch"]), row["recon_error"]),
+            callback=lambda i, row: update(i, i * epochs + int(row["epoch"]), row["recon_error"]),
         )
+
+
+@contextmanager
+def _pretrain_bar(total: int, enabled: bool) -> Iterator[Callable[[int, int, float], None]]:
+    """A rich progress bar over RBM epochs (or a no-op): ``update(layer, done, recon)``."""
+    if not enabled:
+        yield lambda layer, done, recon: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("pretrain RBM {task.fields[layer]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("recon error {task.fields[recon]}"),
+    )
+    with Progress(*columns) as bar:
+        task = bar.add_task("pretrain", total=total, layer=1, recon="-")
+
+        def update(layer: int, done: int, recon: float) -> None:
+            bar.update(task, completed=done, layer=layer + 1, recon=f"{recon:.4g}")
+
+        yield update
 
 
 def _row(name: str, layer: nn.Linear, scheme: str) -> LayerInit:
