@@ -71,6 +71,7 @@ from initlab.experiments.pretrain.pictures import image_grid
 from initlab.experiments.registry import register
 from initlab.models.mlp import MLPSpec
 from initlab.report.figures import FigureInfo, HeatmapPanel, LinePanel, Series
+from initlab.train.optim import OPTIMIZER_NAMES
 
 Architecture = Literal["lecture", "hinton"]
 ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
@@ -84,7 +85,8 @@ GIBBS_SNAPSHOTS = (1, 10, 100, 1000)  # Gibbs steps at which the chains are pict
 CHAINS = 10  # chains pictured (started at the first test images)
 FILTERS = 64  # receptive fields pictured
 GIBBS_SEED_OFFSET = 0x61BB5  # the pictures' Gibbs stream: seed + this
-CPU_FLOPS = 2.5e10  # float32 FLOP/s this code reaches on one core of a laptop (for estimates)
+_MOMENTUM = ("momentum", "nesterov")  # the optimizers that take the momentum setting
+CPU_FLOPS = 2.5e10  # float32 FLOP/s on one laptop core: a cautious rate (estimates run high)
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,9 @@ class DBNConfig:
     rbm_sampling: Annotated[Literal["cd", "pcd"], "cd, or persistent cd"] = "cd"
     rbm_batch_size: Annotated[int, "RBM minibatch size (rbm.m: 100)"] = 100
     rbm_weight_decay: Annotated[float, "RBM weight decay (rbm.m: 0.0002)"] = 2e-4
-    optimizer: Annotated[str, "fine-tuning optimizer"] = "momentum"
+    optimizer: Annotated[str, "fine-tuning optimizer (an initlab optimizer name)"] = "momentum"
     lr: Annotated[float, "fine-tuning learning rate"] = 0.05
-    momentum: Annotated[float, "fine-tuning momentum"] = 0.9
+    momentum: Annotated[float, "fine-tuning momentum (momentum and nesterov optimizers)"] = 0.9
     epochs: Annotated[int | None, "fine-tuning epochs (None: the architecture's)"] = None
     batch_size: Annotated[int, "fine-tuning minibatch size"] = 100
     seeds: Annotated[int, "seeds per contender"] = 2
@@ -170,7 +172,7 @@ class DBN(GroupExperiment):
 
     name = "dbn"
     description = "E1: RBM/DBN greedy pretraining (Hinton 2006) vs Xavier and He, fine-tuned"
-    cost = "~6 min (architecture=hinton: ~1 h per seed)"
+    cost = "~4 min (architecture=hinton: 1-2.5 h)"
     source = (
         "Hinton, Osindero & Teh 2006 (A fast learning algorithm for deep belief nets); Hinton & "
         "Salakhutdinov 2006 (Science); Hinton, UTML TR 2010-003 (practical guide to RBMs)"
@@ -189,6 +191,7 @@ class DBN(GroupExperiment):
         super().validate(config)
         check_dataset(config.dataset, train_size=config.train_size, valid_size=config.valid_size)
         check_choice(config.architecture, ARCHITECTURES, "architecture")
+        check_choice(config.optimizer, OPTIMIZER_NAMES, "optimizer")
         check_hidden(settings(config)["hidden"])
         if not config.contenders:
             raise InitlabError("contenders is empty; e.g. [dbn/sigmoid, he_normal/relu]")
@@ -253,7 +256,8 @@ class DBN(GroupExperiment):
             print(
                 f"dbn: {'-'.join(map(str, widths))} costs about {cost['rbm'] / 60:.0f} min of "
                 f"RBM training and {cost['fine_tuning'] / 60:.0f} min of fine-tuning on one "
-                "laptop core (all seeds and contenders)",
+                "laptop core at most (all seeds and contenders; the lecture preset takes half "
+                "its estimate)",
                 file=sys.stderr,
             )
         per_epoch = batches_per_epoch(len(train), first["batch_size"])
@@ -317,7 +321,7 @@ class DBN(GroupExperiment):
             keep=("train_loss", "valid_acc", "valid_loss"),
             optimizer=first["optimizer"],
             lr=first["lr"],
-            hparams={"momentum": first["momentum"]} if first["optimizer"] != "sgd" else {},
+            hparams={"momentum": first["momentum"]} if first["optimizer"] in _MOMENTUM else {},
             epochs=first["epochs"],
             batch_size=first["batch_size"],
             batch_mode="epoch",
