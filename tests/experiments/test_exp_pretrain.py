@@ -2,6 +2,7 @@
 numbers say what the experiments are about (pretraining learns, LSUV's variances are 1)."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,23 @@ def test_image_grid_tiles_row_by_row() -> None:
     assert (
         grid[3, 0].item() == 8.0 and torch.isnan(grid[2]).all() and torch.isnan(grid[3, 3:]).all()
     )
+
+
+def _row(acc: float, steps: float) -> dict[str, float]:
+    return {"test_acc": acc, "steps_to_level": steps, "max_abs_variance_minus_1": 0.05}
+
+
+def test_lsuv_verdicts_say_whether_the_claim_holds() -> None:
+    from initlab.experiments.pretrain.lsuv import LSUV
+
+    def verdicts(rows: dict[str, dict[str, float]]) -> list[str]:
+        summary = {"parts": {"mlp": {"title": "MLP", "schemes": rows}}, "tol": 0.1}
+        return LSUV().verdicts(summary)
+
+    holds = verdicts({"lsuv": _row(0.9, 300), "Glorot": _row(0.3, math.nan)})
+    assert "the claim holds here" in holds[-1] and "Glorot never" in holds[-1]
+    partly = verdicts({"lsuv": _row(0.9, 300), "He": _row(0.85, 400), "Glorot": _row(0.5, 900)})
+    assert "He keep up" in partly[-1] and "Glorot end more than 0.1 below" in partly[-1]
+    fails = verdicts({"lsuv": _row(0.11, math.nan), "He": _row(0.8, 600)})
+    assert fails[-1].startswith("LSUV did not learn here")
+    assert fails[0] == "MLP: final test accuracy He 0.800, lsuv 0.110."

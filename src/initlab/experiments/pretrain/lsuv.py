@@ -59,6 +59,8 @@ Part = Literal["mlp", "cnn"]
 PARTS: tuple[str, ...] = get_args(Part)
 BATCH_SEED_OFFSETS = {"lsuv": 0x15A7, "measure": 0x3EA5}  # LSUV's batch, the variance batch
 STRUGGLE_MARGIN = 0.1  # a scheme "struggles" when it ends this far below LSUV's accuracy
+LEARNED = 0.5  # a final test accuracy below this is "did not learn" (chance: 0.1)
+REACH_LEVEL = 0.8  # speed: the first evaluation at or above this test accuracy
 TEST_IMAGES = 2000
 
 
@@ -353,6 +355,7 @@ class LSUV(GroupExperiment):
                     "layers": len(variances[0]) if variances else 0,
                     "runs": len(runs),
                     "diverged": sum(r.status == "diverged" for r in runs),
+                    "steps_to_level": _mean([_first_at(r, REACH_LEVEL) for r in runs]),
                 }
                 iters = [
                     r.summary["lsuv_iterations"] for r in runs if "lsuv_iterations" in r.summary
@@ -381,22 +384,42 @@ class LSUV(GroupExperiment):
                 f"(tolerance {summary.get('tol', 0.1):g} on its own batch; {converged} layers "
                 "converged)"
             )
-            others = {k: v for k, v in rows.items() if k != lsuv}
-            struggling = [
-                k
-                for k, v in others.items()
-                if _finite(v["test_acc"]) < _finite(rows[lsuv]["test_acc"]) - STRUGGLE_MARGIN
-            ]
-            keeping_up = [k for k in others if k not in struggling]
-            text = variance + "; "
-            if struggling:
-                text += f"{', '.join(struggling)} end more than {STRUGGLE_MARGIN:g} below LSUV"
-            if keeping_up:
-                text += ("; " if struggling else "") + (
-                    f"{', '.join(keeping_up)} keep up (within {STRUGGLE_MARGIN:g} or above)"
-                )
-            out.append(text + ".")
+            out.append(variance + ".")
+            out.append(_claim(rows, lsuv))
         return out
+
+
+def _claim(rows: dict[str, Any], lsuv: str) -> str:
+    """The sentence on "LSUV trains where the other schemes struggle", from the numbers."""
+    own = _finite(rows[lsuv]["test_acc"])
+    others = {k: v for k, v in rows.items() if k != lsuv}
+    struggling = [k for k, v in others.items() if _finite(v["test_acc"]) < own - STRUGGLE_MARGIN]
+    keeping_up = [k for k in others if k not in struggling]
+    speeds = ", ".join(f"{k} {_steps_text(v['steps_to_level'])}" for k, v in rows.items())
+    speed = f"steps to {REACH_LEVEL:.0%} test accuracy: {speeds}"
+    if own < LEARNED:
+        return f"LSUV did not learn here (final accuracy {own:.3f}); {speed}."
+    if not keeping_up:
+        return (
+            f"LSUV trains and every other scheme ends more than {STRUGGLE_MARGIN:g} below it "
+            f"({', '.join(struggling)}): the claim holds here; {speed}."
+        )
+    lagging = (
+        f"; {', '.join(struggling)} end more than {STRUGGLE_MARGIN:g} below" if struggling else ""
+    )
+    return (
+        f"LSUV trains, but {', '.join(keeping_up)} keep up (within {STRUGGLE_MARGIN:g} or "
+        f"above){lagging}: the claim holds only for the lagging ones; {speed}."
+    )
+
+
+def _steps_text(steps: float) -> str:
+    return f"{steps:.0f}" if math.isfinite(steps) else "never"
+
+
+def _first_at(run: RunData, level: float) -> float:
+    steps, acc = run.series("valid_acc")
+    return next((float(s) for s, a in zip(steps, acc, strict=True) if a >= level), math.nan)
 
 
 def _label(init: str) -> str:
