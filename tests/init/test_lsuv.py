@@ -140,6 +140,17 @@ def test_bad_input_is_one_line(model: nn.Module, data: object, message: str) -> 
     assert "\n" not in str(info.value)
 
 
+def test_a_dataset_works_as_data() -> None:
+    from initlab.data.dataset import Dataset
+
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(5))
+    data = Dataset(x, torch.zeros(64, dtype=torch.int64), "toy")
+    a, b = mlp([16, 8, 4], "tanh"), mlp([16, 8, 4], "tanh")
+    initialize(a, "lsuv", data=data, seed=1)
+    initialize(b, "lsuv", data=x, seed=1)
+    assert torch.equal(a.linear2.weight, b.linear2.weight)
+
+
 def test_bad_options_are_one_line() -> None:
     x = torch.randn(8, 16)
     for text in ("lsuv:tol=0", "lsuv:max_iter=0", "lsuv:tol=x"):

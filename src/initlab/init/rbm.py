@@ -251,7 +251,10 @@ def _binary_states(n: int) -> list[Tensor]:
 
 
 def check_data(data: Tensor, what: str = "data", width: int | None = None) -> Tensor:
-    """``data`` as a float tensor ``[N, ...]`` with N >= 2, all finite; else a one-line error."""
+    """``data`` (a tensor, or a :class:`~initlab.data.Dataset` whose inputs are used) as a
+    float tensor ``[N, ...]`` with N >= 2, all finite; else a one-line error."""
+    if not isinstance(data, Tensor) and isinstance(getattr(data, "x", None), Tensor):
+        data = data.x  # an initlab Dataset: its inputs
     if not isinstance(data, Tensor):
         raise InitlabError(f"{what} must be a tensor of inputs [N, ...], got {type(data).__name__}")
     if data.ndim < 2 or data.shape[0] < 2:

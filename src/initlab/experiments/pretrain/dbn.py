@@ -256,8 +256,8 @@ class DBN(GroupExperiment):
             print(
                 f"dbn: {'-'.join(map(str, widths))} costs about {cost['rbm'] / 60:.0f} min of "
                 f"RBM training and {cost['fine_tuning'] / 60:.0f} min of fine-tuning on one "
-                "laptop core at most (all seeds and contenders; the lecture preset takes half "
-                "its estimate)",
+                "laptop core (all seeds and contenders; a cautious estimate: the lecture preset "
+                "runs in about half of its own)",
                 file=sys.stderr,
             )
         per_epoch = batches_per_epoch(len(train), first["batch_size"])
