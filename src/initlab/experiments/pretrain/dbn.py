@@ -67,10 +67,14 @@ from initlab.experiments.mnist_task import (
     load_split,
     train_group,
 )
-from initlab.experiments.pretrain.pictures import image_grid
+from initlab.experiments.pretrain.dbn_figures import (
+    GIBBS_SNAPSHOTS,
+    picture_figures,
+    pretraining_figure,
+)
 from initlab.experiments.registry import register
 from initlab.models.mlp import MLPSpec
-from initlab.report.figures import FigureInfo, HeatmapPanel, LinePanel, Series
+from initlab.report.figures import FigureInfo, LinePanel, Series
 from initlab.train.optim import OPTIMIZER_NAMES
 
 Architecture = Literal["lecture", "hinton"]
@@ -81,7 +85,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 """What ``architecture`` sets when ``hidden``, ``rbm_epochs`` or ``epochs`` are None."""
 
-GIBBS_SNAPSHOTS = (1, 10, 100, 1000)  # Gibbs steps at which the chains are pictured
+
 CHAINS = 10  # chains pictured (started at the first test images)
 FILTERS = 64  # receptive fields pictured
 GIBBS_SEED_OFFSET = 0x61BB5  # the pictures' Gibbs stream: seed + this
@@ -347,10 +351,10 @@ class DBN(GroupExperiment):
         figures = [self._curves(cells, widths, where)]
         dbn_runs = [r for r in cells.get(_dbn_label(cells), []) if r.status == "done"]
         if dbn_runs:
-            figures.append(_pretraining_figure(dbn_runs, widths, where))
+            figures.append(pretraining_figure(dbn_runs, widths, where))
             params = dbn_runs[0].params()
             if params is not None:
-                figures += _picture_figures(params, where)
+                figures += picture_figures(params, where)
         return figures
 
     def _curves(self, cells: dict[str, list[RunData]], widths: str, where: str) -> FigureInfo:
@@ -520,97 +524,6 @@ def _pictures(summary: Any, test: Dataset, seed: int) -> dict[str, torch.Tensor]
         "recon_first": first.reconstruct(v),
         "recon_stack": up,
     }
-
-
-def _pretraining_figure(runs: list[RunData], widths: str, where: str) -> FigureInfo:
-    recon, gap = [], []
-    layer = 1
-    while runs[0].series(f"rbm{layer}_recon_error")[1]:
-        for j, run in enumerate(runs):
-            text = f"RBM {layer}" if j == 0 else None
-            x, y = run.series(f"rbm{layer}_recon_error")
-            recon.append(Series(x, y, text, color(layer - 1), marker="o", alpha=0.8))
-            x, y = run.series(f"rbm{layer}_free_energy_gap")
-            gap.append(Series(x, y, text, color(layer - 1), marker="o", alpha=0.8))
-        layer += 1
-    return FigureInfo(
-        name="dbn-pretraining",
-        title=f"{where}, {widths}: greedy RBM pretraining (CD)",
-        panels=[
-            [
-                LinePanel(recon, "reconstruction error", "epoch", "squared error per image"),
-                LinePanel(
-                    gap,
-                    "free-energy gap (Hinton's overfitting monitor)",
-                    "epoch",
-                    "F(held-out) - F(train)",
-                    hlines=[(0.0, "")],
-                ),
-            ]
-        ],
-        caption=(
-            "Per RBM (bottom up), after every epoch: the mean-field reconstruction error, and "
-            "the mean free energy of held-out images minus that of training images (it grows "
-            "when an RBM starts to overfit). Epoch 0 is before training."
-        ),
-        panel_size=(4.6, 3.4),
-    )
-
-
-def _picture_figures(params: dict[str, torch.Tensor], where: str) -> list[FigureInfo]:
-    filters = params["filters"]
-    side = math.isqrt(filters.shape[1])
-    cols = math.isqrt(len(filters))
-    chains = params["chains"]
-    grey = {"cmap": "gray", "colorbar_label": ""}
-    field_grid = image_grid(filters, cols, side, normalize=True)
-    chain_rows = [chains[:, j] for j in range(chains.shape[1])]  # one row per snapshot
-    recon_rows = [params["inputs"], params["recon_first"], params["recon_stack"]]
-    return [
-        FigureInfo(
-            name="dbn-receptive-fields",
-            title=f"{where}: first RBM's receptive fields",
-            panels=[[HeatmapPanel(field_grid, f"first {len(filters)} hidden units", **grey)]],
-            caption=(
-                "Each tile is one hidden unit's incoming weights as an image (scaled per tile); "
-                "pretraining on digits gives localized strokes and blobs, random init gives noise."
-            ),
-            panel_size=(5.5, 5.5),
-        ),
-        FigureInfo(
-            name="dbn-samples",
-            title=f"{where}: Gibbs chains and reconstructions of the first RBM",
-            panels=[
-                [
-                    HeatmapPanel(
-                        image_grid(torch.cat(chain_rows), len(chains), side),
-                        "Gibbs chains from test images: rows after "
-                        + ", ".join(str(s) for s in GIBBS_SNAPSHOTS)
-                        + " steps",
-                        vmin=0.0,
-                        vmax=1.0,
-                        **grey,
-                    )
-                ],
-                [
-                    HeatmapPanel(
-                        image_grid(torch.cat(recon_rows), len(chains), side),
-                        "test images; first-RBM reconstruction; reconstruction via the top",
-                        vmin=0.0,
-                        vmax=1.0,
-                        **grey,
-                    )
-                ],
-            ],
-            caption=(
-                "Top: chains started at test images, E[v | h] after 1, 10, 100 and 1000 Gibbs "
-                "steps (the chains wander between digit-like states). Bottom: inputs, their "
-                "reconstruction through the first RBM, and through the whole stack (up to the "
-                "top layer and back down)."
-            ),
-            panel_size=(7.5, 3.4),
-        ),
-    ]
 
 
 def _dbn_label(cells: dict[str, list[RunData]]) -> str:
