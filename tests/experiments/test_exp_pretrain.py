@@ -108,3 +108,12 @@ def test_lsuv_verdicts_say_whether_the_claim_holds() -> None:
     fails = verdicts({"lsuv": _row(0.11, math.nan), "He": _row(0.8, 600)})
     assert fails[-1].startswith("LSUV did not learn here")
     assert fails[0] == "MLP: final test accuracy He 0.800, lsuv 0.110."
+
+
+def test_pictures_doctest() -> None:
+    import doctest
+
+    from initlab.experiments.pretrain import pictures
+
+    result = doctest.testmod(pictures)
+    assert result.attempted > 0 and result.failed == 0
