@@ -140,6 +140,18 @@ def test_bad_input_is_one_line(model: nn.Module, data: object, message: str) -> 
     assert "\n" not in str(info.value)
 
 
+def test_conv3d_layers_are_rescaled_too() -> None:
+    model = nn.Sequential(
+        nn.Conv3d(1, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * 4**3, 3)
+    )
+    x = torch.randn(16, 1, 4, 4, 4, generator=torch.Generator().manual_seed(6))
+    summary = lsuv_(model, x, seed=0)
+    assert [s.name for s in summary.steps] == ["0", "3"]
+    out = model[0](x)
+    assert abs(float(out.double().var()) - 1.0) < 0.1
+    assert abs(float(model(x).double().var()) - 1.0) < 0.1
+
+
 def test_a_dataset_works_as_data() -> None:
     from initlab.data.dataset import Dataset
 
