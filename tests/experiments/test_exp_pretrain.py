@@ -117,3 +117,25 @@ def test_pictures_doctest() -> None:
 
     result = doctest.testmod(pictures)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_dbn_hinton_verdict_names_a_reduced_budget() -> None:
+    from initlab.experiments.pretrain.dbn import DBN
+
+    row = {"test_error_pct": 2.34, "runs": 1, "spread_pct": 0.0}
+    summary = {
+        "contenders": {
+            "dbn/sigmoid": row,
+            "xavier_uniform/sigmoid": {**row, "test_error_pct": 8.3},
+        },
+        "pretraining": {},
+        "architecture": "hinton",
+        "widths": [784, 500, 500, 2000, 10],
+        "epochs": 10,
+        "rbm_epochs": 10,
+    }
+    verdicts = DBN().verdicts(summary)
+    assert "6.00 points below the same sigmoid net" in verdicts[1]
+    assert "'well under 2%' does not hold at a reduced budget (10 RBM and 10" in verdicts[-1]
+    full = DBN().verdicts({**summary, "epochs": 50, "rbm_epochs": 50})
+    assert full[-1].endswith("'well under 2%' does not hold.")

@@ -485,9 +485,18 @@ class DBN(GroupExperiment):
         if summary.get("architecture") == "hinton" and dbn is not None:
             err = rows[dbn]["test_error_pct"]
             holds = "holds" if err < 2.0 else "does not hold"
+            preset = PRESETS["hinton"]
+            budget = (summary.get("rbm_epochs", 0), summary.get("epochs", 0))
+            reduced = budget[0] < preset["rbm_epochs"] or budget[1] < preset["epochs"]
+            note = (
+                f" at a reduced budget ({budget[0]} RBM and {budget[1]} fine-tuning epochs; the "
+                f"preset has {preset['rbm_epochs']} and {preset['epochs']})"
+                if reduced
+                else ""
+            )
             out.append(
                 f"Hinton & Salakhutdinov report 1.2% for the pretrained 784-500-500-2000 net; "
-                f"here {err:.2f}%: 'well under 2%' {holds}."
+                f"here {err:.2f}%: 'well under 2%' {holds}{note}."
             )
         return out
 
