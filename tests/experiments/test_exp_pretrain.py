@@ -135,7 +135,7 @@ def test_dbn_hinton_verdict_names_a_reduced_budget() -> None:
         "rbm_epochs": 10,
     }
     verdicts = DBN().verdicts(summary)
-    assert "6.00 points below the same sigmoid net" in verdicts[1]
+    assert "5.96 points below the same sigmoid net" in verdicts[1]
     assert "'well under 2%' does not hold at a reduced budget (10 RBM and 10" in verdicts[-1]
     full = DBN().verdicts({**summary, "epochs": 50, "rbm_epochs": 50})
     assert full[-1].endswith("'well under 2%' does not hold.")
