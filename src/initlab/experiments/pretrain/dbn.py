@@ -189,7 +189,7 @@ class DBN(GroupExperiment):
         "epochs": 2,
         "seeds": 1,
     }
-    quick_cost = "~20 s"
+    quick_cost = "~10 s"
 
     def validate(self, config: DBNConfig) -> None:
         super().validate(config)

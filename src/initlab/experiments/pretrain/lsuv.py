@@ -155,7 +155,7 @@ class LSUV(GroupExperiment):
 
     name = "lsuv"
     description = "E2: LSUV (Mishkin & Matas 2016) vs Xavier/He on deep plain MLP and CNN"
-    cost = "~8 min"
+    cost = "~4 min"
     source = "Mishkin & Matas 2016, All you need is a good init (ICLR), Algorithm 1"
     Config = LSUVConfig
     quick: ClassVar[dict[str, Any]] = {
@@ -166,7 +166,7 @@ class LSUV(GroupExperiment):
         "cnn_channels": 8,
         "eval_every": 50,
     }
-    quick_cost = "~20 s"
+    quick_cost = "~15 s"
 
     def validate(self, config: LSUVConfig) -> None:
         super().validate(config)
