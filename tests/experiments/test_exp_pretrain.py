@@ -139,3 +139,14 @@ def test_dbn_hinton_verdict_names_a_reduced_budget() -> None:
     assert "'well under 2%' does not hold at a reduced budget (10 RBM and 10" in verdicts[-1]
     full = DBN().verdicts({**summary, "epochs": 50, "rbm_epochs": 50})
     assert full[-1].endswith("'well under 2%' does not hold.")
+
+
+def test_lsuv_verdicts_count_seeds() -> None:
+    from initlab.experiments.pretrain.lsuv import LSUV
+
+    lsuv = {**_row(0.57, 450), "runs": 3, "learned_seeds": 2, "reached_seeds": 2}
+    glorot = {**_row(0.117, math.nan), "runs": 3, "learned_seeds": 0, "reached_seeds": 0}
+    summary = {"parts": {"cnn": {"title": "CNN", "schemes": {"lsuv": lsuv, "Glorot": glorot}}}}
+    verdicts = LSUV().verdicts(summary)
+    assert "lsuv 0.570 (learned in 2/3), Glorot 0.117 (learned in 0/3)" in verdicts[0]
+    assert "lsuv 450 (2/3), Glorot never" in verdicts[-1]
