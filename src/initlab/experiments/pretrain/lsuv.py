@@ -281,22 +281,23 @@ class LSUV(GroupExperiment):
 
     def figures(self, config: LSUVConfig, data: ExperimentData) -> list[FigureInfo]:
         rows = []
+        schemes = dict.fromkeys(_label(s) for s in (*config.inits, *config.cnn_inits))
+        palette = {label: color(i) for i, label in enumerate(schemes)}  # one colour per scheme
         for part in dict.fromkeys(config.parts):
             cells = self._cells(data, part)
             if not cells:
                 continue
             variances, accuracy, loss = [], [], []
-            for i, (label, runs) in enumerate(cells.items()):
+            for label, runs in cells.items():
+                c = palette.get(label, "black")
                 for j, run in enumerate(runs):
                     text = label if j == 0 else None
                     var = run.summary.get("init_variances", [])
-                    variances.append(
-                        Series(list(range(1, len(var) + 1)), var, text, color(i), marker="o")
-                    )
+                    variances.append(Series(list(range(1, len(var) + 1)), var, text, c, marker="o"))
                     x, y = run.series("valid_acc")
-                    accuracy.append(Series(x, y, text, color(i), marker="o"))
+                    accuracy.append(Series(x, y, text, c, marker="o"))
                     x, y = run.series("train_loss")
-                    loss.append(Series(x, y, text, color(i), alpha=0.8))
+                    loss.append(Series(x, y, text, c, alpha=0.8))
             title = _part_title(part, config)
             rows.append(
                 [
