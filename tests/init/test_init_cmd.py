@@ -41,3 +41,11 @@ def test_show_unknown_scheme_raises_the_one_line_error() -> None:
 def test_help(args: list[str]) -> None:
     result = runner.invoke(app, args)
     assert "list" in result.output and "show" in result.output
+
+
+def test_show_a_data_dependent_scheme_says_how_to_run_it() -> None:
+    for name, source in (("lsuv", "Mishkin & Matas 2016"), ("dbn", "Hinton, Osindero & Teh")):
+        result = runner.invoke(app, ["show", name], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert f"initialize(model, '{name}', data=x)" in result.output
+        assert source in result.output

@@ -90,6 +90,11 @@ def show_command(
         f"random: {'yes' if scheme.random else 'no'}",
         markup=False,
     )
+    if scheme.needs_data:
+        console.print(
+            f"data-dependent: initialize(model, {scheme.name!r}, data=x) with a batch x",
+            markup=False,
+        )
     if scheme.options:
         table = Table(title="options")
         table.add_column("option", no_wrap=True)

@@ -31,6 +31,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "initlab.experiments.mnist.lab09",
     "initlab.experiments.deep.deep_signal",
     "initlab.experiments.deep.trainability",
+    "initlab.experiments.pretrain.dbn",
+    "initlab.experiments.pretrain.lsuv",
 )
 """Modules holding the built-in experiments, in the order ``initlab run --list`` shows them."""
 

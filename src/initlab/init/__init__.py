@@ -13,6 +13,7 @@ init`` can replace ``import torch.nn.init as init``.
 """
 
 from initlab.init import catalog as _catalog  # registers the built-in schemes
+from initlab.init import data_schemes as _data_schemes  # registers lsuv and dbn
 from initlab.init.apply import (
     InitSummary,
     LayerInit,
@@ -21,6 +22,7 @@ from initlab.init.apply import (
     initialize,
     layer_kind,
 )
+from initlab.init.dbn import DBNSummary, pretrain_dbn
 from initlab.init.fans import (
     FAN_MODES,
     GAIN_NAMES,
@@ -30,6 +32,7 @@ from initlab.init.fans import (
     fan,
     gain,
 )
+from initlab.init.lsuv import LSUVSummary, lsuv_
 from initlab.init.meanfield import (
     DepthScales,
     chi_1,
@@ -65,6 +68,7 @@ from initlab.init.nn_init import (
     xavier_uniform_,
     zeros_,
 )
+from initlab.init.rbm import RBM, RBMConfig, train_rbm
 from initlab.init.registry import (
     BIAS_RULES,
     BiasRule,
@@ -95,20 +99,24 @@ from initlab.init.schemes import (
 )
 from initlab.init.variance_scaling import DISTRIBUTIONS, Distribution, variance_scaling_
 
-del _catalog
+del _catalog, _data_schemes
 
 __all__ = [
     "BIAS_RULES",
     "DISTRIBUTIONS",
     "FAN_MODES",
     "GAIN_NAMES",
+    "RBM",
     "BiasRule",
+    "DBNSummary",
     "DepthScales",
     "Distribution",
     "FanMode",
     "InitSummary",
+    "LSUVSummary",
     "LayerInit",
     "Option",
+    "RBMConfig",
     "Scheme",
     "calculate_gain",
     "chi_1",
@@ -147,16 +155,19 @@ __all__ = [
     "lecun_truncated_normal_",
     "lecun_uniform_",
     "list_schemes",
+    "lsuv_",
     "normal",
     "normal_",
     "ones_",
     "orthogonal",
     "orthogonal_",
     "parse_scheme",
+    "pretrain_dbn",
     "register",
     "sparse",
     "sparse_",
     "standard_",
+    "train_rbm",
     "trunc_normal_",
     "truncated_normal_",
     "uniform",

@@ -126,8 +126,8 @@ def _resolve(
         chosen, given = parse_scheme(scheme)
     if chosen.needs_data:
         raise InitlabError(
-            f"scheme {chosen.name} is data-dependent and needs a batch; initialize() only runs "
-            "data-free schemes"
+            f"scheme {chosen.name} is data-dependent and needs a batch; it initializes the "
+            "whole model: initialize(model, scheme, data=x)"
         )
     given = {**given, **options}
     chosen.resolve(given)
@@ -203,6 +203,7 @@ def initialize(
     overrides: Mapping[str, str] | None = None,
     seed: int | None = None,
     generator: torch.Generator | None = None,
+    data: torch.Tensor | None = None,
     **options: object,
 ) -> InitSummary:
     """Initialize every Linear and Conv layer of ``model`` in place; returns a summary.
@@ -217,6 +218,9 @@ def initialize(
             Every pattern must match at least one layer.
         seed: draw from a fresh CPU generator seeded with this (exclusive with generator).
         generator: draw from this generator (default: PyTorch's global one).
+        data: a batch of inputs ``[N, ...]`` (N >= 2) for the data-dependent schemes,
+            ``"lsuv"`` and ``"dbn"`` (:mod:`initlab.init.data_schemes`); their summary
+            subclasses add the per-layer report (LSUV variances, RBM monitors).
         **options: options of ``scheme`` (override those written in the scheme string).
 
     Same seed, same model shape -> identical weights. Errors name the layer they concern.
@@ -233,6 +237,9 @@ def initialize(
         )
     if seed is not None and generator is not None:
         raise InitlabError("give either seed or generator to initialize(), not both")
+    chosen = scheme if isinstance(scheme, Scheme) else parse_scheme(scheme)[0]
+    if chosen.needs_data or data is not None:
+        return _initialize_with_data(model, scheme, data, bias, overrides, seed, generator, options)
     main = _resolve(scheme, options)
     patterns = {pattern: _resolve(text, {}) for pattern, text in (overrides or {}).items()}
     bias_rule = _check_bias(bias)
@@ -260,6 +267,35 @@ def initialize(
         generator = torch.Generator().manual_seed(seed)
     rows = [_init_layer(name, module, s, o, bias_rule, generator) for name, module, s, o in plan]
     return InitSummary(tuple(rows))
+
+
+def _initialize_with_data(
+    model: nn.Module,
+    scheme: str | Scheme,
+    data: torch.Tensor | None,
+    bias: str | float | None,
+    overrides: Mapping[str, str] | None,
+    seed: int | None,
+    generator: torch.Generator | None,
+    options: Mapping[str, object],
+) -> InitSummary:
+    """Run a data-dependent scheme's model-level function (LSUV, DBN) on ``data``."""
+    chosen, given = (scheme, {}) if isinstance(scheme, Scheme) else parse_scheme(scheme)
+    if not chosen.needs_data:
+        raise InitlabError(
+            f"scheme {chosen.name} does not use data; data= is for the data-dependent schemes"
+        )
+    if data is None:
+        raise InitlabError(
+            f"scheme {chosen.name} is data-dependent and needs a batch: "
+            f"initialize(model, {chosen.name!r}, data=x)"
+        )
+    if overrides:
+        raise InitlabError(f"scheme {chosen.name} initializes the whole model; drop overrides")
+    if seed is None:  # one integer seed for the scheme's own streams
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    resolved = chosen.resolve({**given, **options})
+    return chosen.weight(model, data, seed=seed, bias=_check_bias(bias), **resolved)
 
 
 def _check_layer(

@@ -1,0 +1,1 @@
+"""Group E of PROTOCOLS.md: pretraining and data-dependent starts (E1 dbn, E2 lsuv)."""
