@@ -11,7 +11,7 @@ runner = CliRunner()
 
 
 def test_list_shows_every_scheme_with_options() -> None:
-    result = runner.invoke(app, ["list"], env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["list"], env={"COLUMNS": "400"})  # no wrapped descriptions
     assert result.exit_code == 0, result.output
     for scheme in list_schemes():
         assert scheme.name in result.output
