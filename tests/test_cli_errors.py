@@ -198,7 +198,8 @@ def test_cli_main_imports_neither_torch_nor_matplotlib() -> None:
         from typer.testing import CliRunner
         runner = CliRunner()
         codes = [runner.invoke(initlab.cli.main.app, args).exit_code
-                 for args in (["--help"], ["list"], ["diagnose", "--depth", "x"], ["run"])]
+                 for args in (["--help"], ["list"], ["init", "list"],
+                              ["diagnose", "--depth", "x"], ["run"])]
         heavy = [m for m in ("torch", "matplotlib", "sqlalchemy") if m in sys.modules]
         print(codes, heavy)
         """
@@ -207,7 +208,7 @@ def test_cli_main_imports_neither_torch_nor_matplotlib() -> None:
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
     )
-    assert done.stdout.strip() == "[0, 0, 2, 2] []", done.stdout + done.stderr
+    assert done.stdout.strip() == "[0, 0, 0, 2, 2] []", done.stdout + done.stderr
 
 
 def test_list_reads_the_same_experiments_as_the_registry() -> None:
@@ -218,6 +219,13 @@ def test_list_reads_the_same_experiments_as_the_registry() -> None:
     assert listed is not None
     expected = [(e.name, e.description, e.cost, e.quick_cost) for e in list_experiments()]
     assert [(x.name, x.description, x.cost, x.quick_cost) for x in listed] == expected
+
+
+def test_init_list_rows_are_the_registry_s() -> None:
+    from initlab.cli.scheme_listing import SCHEME_ROWS, live_rows
+
+    # a built-in scheme was added or changed: python -m initlab.cli.scheme_listing
+    assert live_rows() == SCHEME_ROWS
 
 
 def test_diagnose_help_names_every_activation() -> None:

@@ -13,7 +13,7 @@ from rich.table import Table
 from initlab.cli.console import make_console
 
 if TYPE_CHECKING:
-    from initlab.init.registry import Scheme
+    pass
 
 app = typer.Typer(
     help="Initialization schemes: list them, show one with its options.",
@@ -54,23 +54,23 @@ def plain_text(doc: str) -> str:
     return "\n\n".join(paragraphs)
 
 
-def _options_text(scheme: Scheme) -> str:
-    return ", ".join(f"{o.name}={o.default}" for o in scheme.options) or "-"
-
-
 @app.command("list")
 def list_command() -> None:
-    """Print every scheme with its options (and defaults) and a one-line description."""
-    from initlab.init import list_schemes
+    """Print every scheme with its options (and defaults) and a one-line description.
+
+    The rows come from :mod:`initlab.cli.scheme_listing` (no torch import: the listing
+    answers at once); a test keeps them equal to the registry's.
+    """
+    from initlab.cli.scheme_listing import SCHEME_ROWS
 
     table = Table(title="initialization schemes (use as NAME or NAME:key=value,...)")
     table.add_column("scheme", no_wrap=True, style="bold")
     table.add_column("options (defaults)")
     table.add_column("bias")
     table.add_column("description")
-    for scheme in list_schemes():
-        name = scheme.name + "".join(f"\n = {alias}" for alias in scheme.aliases)
-        table.add_row(name, escape(_options_text(scheme)), scheme.bias, escape(scheme.description))
+    for name, aliases, options, bias, description in SCHEME_ROWS:
+        label = name + "".join(f"\n = {alias}" for alias in aliases)
+        table.add_row(label, escape(options), bias, escape(description))
     make_console().print(table)
 
 
