@@ -39,6 +39,8 @@ from torch import Tensor, nn
 
 from initlab.errors import InitlabError
 from initlab.models.mlp import MLPSpec, mlp
+from initlab.train import batched_layout
+from initlab.train.batched_layout import ProductLayout, choose_layout
 from initlab.train.batched_ops import activation_kernels, softmax_cross_entropy_
 
 _MAX_WORKSPACES = 6  # cached buffer sets: training batch, short last batch, eval, probe data
@@ -78,6 +80,7 @@ class Workspace:
     ht: list[Tensor] = field(default_factory=list)  # h transposed, [N, B, F] views
     noise: Tensor | None = None  # flat buffer for one member's [B, H] dropout draw
     minus_one: Tensor | None = None  # [N, 1, B] of -1: subtracts the one-hot labels
+    layout: ProductLayout = field(default_factory=ProductLayout)  # products of layers > 1
 
 
 @dataclass
@@ -110,6 +113,9 @@ class StackedMLP:
             (normally built by it); their parameters and batch-norm buffers are copied.
         dropout: one dropout probability per member (default: ``spec.dropout`` for all).
         dropout_seeds: one seed per member for its dropout masks (default: 0 for all).
+        layout: how layers > 1 compute their products (default: chosen per batch size by
+            :func:`~initlab.train.batched_layout.choose_layout`, from a measurement); every
+            layout gives the same numbers to float rounding.
     """
 
     def __init__(
@@ -119,6 +125,7 @@ class StackedMLP:
         *,
         dropout: Sequence[float] | None = None,
         dropout_seeds: Sequence[int] | None = None,
+        layout: ProductLayout | None = None,
     ) -> None:
         if len(members) == 0:
             raise InitlabError("the batched engine needs at least one member model")
@@ -157,6 +164,7 @@ class StackedMLP:
         self._workspaces: OrderedDict[tuple[int, bool, bool], Workspace] = OrderedDict()
         #: bool ``[N]`` or None: members whose batch-norm running statistics stay put
         self.frozen: Tensor | None = None
+        self.layout = layout
 
     def _affine(self, i: int) -> _Affine:
         w, gw = self.params[self.weight[i]], self.grads[self.weight[i]]
@@ -212,6 +220,7 @@ class StackedMLP:
     def _new_workspace(self, batch: int, train: bool, grad: bool) -> Workspace:
         n, widths, bn = self.n, self.spec.widths, self.spec.batchnorm
         ws = Workspace(batch)
+        ws.layout = self.layout or choose_layout(batch, n, tuple(widths))
         drop = train and self.use_dropout
 
         def buf(width: int) -> Tensor:
@@ -237,7 +246,11 @@ class StackedMLP:
             ws.h.append(buf(width) if drop else ws.a[i])
             ws.ht.append(ws.h[i].transpose(1, 2))
             if grad:
-                ws.gh.append(scratch("gh", width))
+                if ("gh", width) not in shared:  # in the layout's memory order
+                    shared["gh", width] = batched_layout.grad_buffer(
+                        ws.layout, n, width, batch, self.device
+                    )
+                ws.gh.append(shared["gh", width])
                 ws.gz.append(scratch("gz", width))
                 ws.gu.append(scratch("gu", width) if bn else ws.gz[i])
                 ws.scratch.append(scratch("tmp", width) if bn else ws.gz[i])
@@ -269,10 +282,8 @@ class StackedMLP:
                     torch.mm(layer.w, x.t(), out=z.view(-1, batch))
                 else:
                     torch.addmm(layer.b, layer.w, x.t(), out=z.view(-1, batch))
-            elif layer.b is None:
-                torch.bmm(layer.w, h_prev, out=z)
             else:
-                torch.baddbmm(layer.b, layer.w, h_prev, out=z)
+                batched_layout.affine_forward(ws.layout, layer.w, layer.b, h_prev, z)
             if tap is not None:
                 tap("preactivation", f"linear{i + 1}", z)
             if i < depth - 1:
@@ -393,7 +404,7 @@ class StackedMLP:
                 tap("gradient", f"linear{i + 1}", gz)
             j = i - 1  # the hidden layer below
             if i > 0:  # dL/dH below, with W as it was before any update
-                torch.bmm(layer.wt, gz, out=ws.gh[j])
+                batched_layout.input_grad(ws.layout, layer.w, gz, ws.gh[j])
             if sgd_lr is None:
                 self._weight_grads(i, gz, x, ws)
             else:
@@ -423,7 +434,7 @@ class StackedMLP:
         if i == 0:  # one GEMM for all members: [N*out, B] @ [B, in]
             torch.mm(gz.view(-1, ws.batch), x, out=layer.gw)
         else:
-            torch.bmm(gz, ws.ht[i - 1], out=layer.gw)
+            batched_layout.weight_grad(ws.layout, gz, ws.ht[i - 1], layer.gw)
         if layer.gb is not None:
             torch.sum(gz, 2, out=layer.gb)
 
@@ -447,7 +458,7 @@ class StackedMLP:
         if i == 0:
             layer.w.addmm_(gz.view(-1, ws.batch), x, alpha=alpha)
         else:
-            layer.w.baddbmm_(gz, ws.ht[i - 1], alpha=alpha)
+            batched_layout.fused_update(ws.layout, layer.w, gz, ws.ht[i - 1], alpha)
         if layer.bias is not None and layer.gb is not None:
             torch.sum(gz, 2, out=layer.gb)
             layer.bias.add_(layer.gb, alpha=alpha)

@@ -1,0 +1,150 @@
+"""How the batched engine lays out its products, chosen by shape from a measurement.
+
+:class:`~initlab.train.batched_mlp.StackedMLP` keeps every activation feature-major,
+``[N, features, batch]``, and computes layer ``l > 1`` with three products per step:
+
+* forward ``Z = W @ H`` (``[N, out, in] @ [N, in, B]``);
+* input gradient ``dH = W^T @ dZ``;
+* weight gradient (or fused SGD update) ``dW = dZ @ H^T``.
+
+Two choices are open, and the best one depends on the shapes:
+
+1. **Gradient layout** (``grad_major``). ``dH = W^T @ dZ`` reads ``W`` transposed. With a
+   wide batch (``B = 128``) MKL runs it as fast as the other two products; with a narrow
+   one (``B = 10``) its transposed-weight kernel is the slowest product of the step. The
+   same numbers come out batch-major, ``dH^T = dZ^T @ W`` (what ``nn.Linear``'s backward
+   computes), which reads ``W`` in its own row order. ``"batch"`` stores the ``dL/dH``
+   buffers as ``[N, B, F]`` memory seen through ``[N, F, B]`` views, so the rest of the
+   engine is unchanged (element-wise kernels accept any strides).
+2. **Member batching** (``members``): one ``bmm`` over the ``N`` stacked members, or a
+   Python loop of ``N`` ``mm`` calls. A loop costs ~10 us of dispatch per member and
+   product; ``bmm`` costs nothing extra but MKL's batched kernel can pick a worse blocking
+   for thin matrices than its plain GEMM does.
+
+The measurement (``python benchmarks/bench_small_batch.py --products``: each product on
+its own, five distinct weight tensors cycled so the weights come from memory as in
+training; GFLOP/s, 1 thread, tanh 1000 x 1000 layers; 2-core Xeon VM shared by seven
+engineers, 2026-12-01):
+
+=======  ===  ===========  ===========  ==========  ==========  =========  =========
+batch    N    fwd bmm      fwd loop     dH fm bmm   dH bm bmm   dH bm loop update bmm
+=======  ===  ===========  ===========  ==========  ==========  =========  =========
+10       1    58           55           45          80          74         73
+10       3    42           36           26          26          24         33
+10       6    35           33           21          26          25         32
+10       12   36           33           24          28          25         33
+=======  ===  ===========  ===========  ==========  ==========  =========  =========
+
+So at small batches the input gradient is computed batch-major (up to 1.8x on its own, never
+slower), and members stay batched in one ``bmm`` (the loop was slower or equal for every
+product at every member count measured). At ``B = 128`` the feature-major product is as fast
+as the batch-major one (the B1 benchmark's products run at 168-187 GFLOP/s feature-major),
+so the layout there stays as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor
+
+from initlab.errors import InitlabError
+
+Major = Literal["feature", "batch"]
+MAJORS: tuple[str, ...] = get_args(Major)
+MemberMode = Literal["batched", "looped"]
+MEMBER_MODES: tuple[str, ...] = get_args(MemberMode)
+
+#: Largest minibatch for which dL/dH is computed batch-major (see the module docstring):
+#: measured faster at B = 10 and equal at B = 128; the products' blocking changes around
+#: B = 32 (one AVX-512 register tile is 16 floats wide, two are 32).
+SMALL_BATCH = 32
+
+
+@dataclass(frozen=True)
+class ProductLayout:
+    """How the products of layers ``l > 1`` are computed (layer 1 is always one GEMM).
+
+    ``grad_major``: memory order of the back-propagated gradients dL/dH ("feature":
+    ``[N, F, B]``, computed as ``W^T @ dZ``; "batch": ``[N, B, F]`` memory, computed as
+    ``dZ^T @ W``). ``members``: one ``bmm`` over the members, or a loop of ``mm``.
+    """
+
+    grad_major: Major = "feature"
+    members: MemberMode = "batched"
+
+    def __post_init__(self) -> None:
+        if self.grad_major not in MAJORS:
+            raise InitlabError(f"grad_major must be one of {MAJORS}, got {self.grad_major!r}")
+        if self.members not in MEMBER_MODES:
+            raise InitlabError(f"members must be one of {MEMBER_MODES}, got {self.members!r}")
+
+
+def choose_layout(batch: int, members: int, widths: tuple[int, ...]) -> ProductLayout:
+    """The measured-best layout for a pass over ``batch`` samples (module docstring):
+    batch-major gradients for ``batch <= SMALL_BATCH``, members always batched.
+
+    ``members`` and ``widths`` are part of the decision's inputs because the measurement
+    covered them (1-12 members, 1000-unit layers; bmm won or tied everywhere); the rule does
+    not need them today.
+    """
+    del members, widths  # measured: no effect on the best choice (module docstring)
+    return ProductLayout(grad_major="batch" if batch <= SMALL_BATCH else "feature")
+
+
+def grad_buffer(layout: ProductLayout, n: int, width: int, batch: int, device: torch.device):
+    """An ``[n, width, batch]`` buffer for dL/dH, stored in the layout's memory order."""
+    if layout.grad_major == "batch":
+        return torch.empty(n, batch, width, device=device).transpose(1, 2)
+    return torch.empty(n, width, batch, device=device)
+
+
+def affine_forward(layout: ProductLayout, w: Tensor, b: Tensor | None, h: Tensor, z: Tensor):
+    """``z = w @ h (+ b)``: ``w`` ``[N, out, in]``, ``h`` ``[N, in, B]``, ``b`` ``[N, out, 1]``."""
+    if layout.members == "looped":
+        for n in range(w.shape[0]):
+            if b is None:
+                torch.mm(w[n], h[n], out=z[n])
+            else:
+                torch.addmm(b[n], w[n], h[n], out=z[n])
+    elif b is None:
+        torch.bmm(w, h, out=z)
+    else:
+        torch.baddbmm(b, w, h, out=z)
+
+
+def input_grad(layout: ProductLayout, w: Tensor, gz: Tensor, gh: Tensor) -> None:
+    """``gh = w^T @ gz`` (dL/dH of the layer below), in ``gh``'s memory order: feature-major
+    as ``w^T @ gz``, batch-major as ``(gz^T @ w)`` written into ``gh^T``."""
+    if layout.grad_major == "batch":
+        gzt, ght = gz.transpose(1, 2), gh.transpose(1, 2)
+        if layout.members == "looped":
+            for n in range(w.shape[0]):
+                torch.mm(gzt[n], w[n], out=ght[n])
+        else:
+            torch.bmm(gzt, w, out=ght)
+    elif layout.members == "looped":
+        for n in range(w.shape[0]):
+            torch.mm(w[n].t(), gz[n], out=gh[n])
+    else:
+        torch.bmm(w.transpose(1, 2), gz, out=gh)
+
+
+def weight_grad(layout: ProductLayout, gz: Tensor, ht: Tensor, gw: Tensor) -> None:
+    """``gw = gz @ ht``: dL/dW from dL/dZ ``[N, out, B]`` and H^T ``[N, B, in]``."""
+    if layout.members == "looped":
+        for n in range(gz.shape[0]):
+            torch.mm(gz[n], ht[n], out=gw[n])
+    else:
+        torch.bmm(gz, ht, out=gw)
+
+
+def fused_update(layout: ProductLayout, w: Tensor, gz: Tensor, ht: Tensor, alpha: float) -> None:
+    """``w += alpha * gz @ ht`` (plain SGD inside the weight-gradient product)."""
+    if layout.members == "looped":
+        for n in range(w.shape[0]):
+            w[n].addmm_(gz[n], ht[n], alpha=alpha)
+    else:
+        w.baddbmm_(gz, ht, alpha=alpha)
