@@ -103,3 +103,44 @@ def test_fit_batched_default_at_batch_10_equals_the_feature_major_layout() -> No
         state = default[m].final_state
         for name, p in zip(forced.param_names, forced.params, strict=True):
             torch.testing.assert_close(state[name], p[m], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_member_chunks_give_the_same_step_as_one_pass(batchnorm: bool) -> None:
+    """Chunks of 2 of 3 members (views of the ensemble's tensors), fused per-member SGD."""
+    data = _data(10)
+    lr = torch.tensor([0.05, 0.1, 0.2])
+    runs = []
+    for chunk in (None, 2, 1):
+        models = _members(batchnorm=batchnorm, dropout=0.2)
+        layout = ProductLayout(grad_major="batch", chunk=chunk)
+        stacked = StackedMLP(models[0].spec, models, dropout_seeds=[1, 2, 3], layout=layout)
+        for _ in range(3):
+            loss, logits, updated = stacked.train_step(data.x, data.y, sgd_lr=lr)
+            assert updated
+        runs.append((loss, logits.clone(), stacked.params, stacked.buffers))
+    for loss, logits, params, buffers in runs[1:]:
+        torch.testing.assert_close(loss, runs[0][0], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(logits, runs[0][1], atol=1e-6, rtol=1e-5)
+        for p, ref in zip(params, runs[0][2], strict=True):
+            torch.testing.assert_close(p, ref, atol=1e-6, rtol=1e-5)
+        for name, b in buffers.items():
+            torch.testing.assert_close(b, runs[0][3][name], atol=1e-6, rtol=1e-5)
+
+
+def test_a_diverging_member_in_a_chunk_is_not_updated_and_the_rest_are() -> None:
+    data = _data(10)
+    plain = StackedMLP(_members()[0].spec, _members(), layout=ProductLayout("batch"))
+    chunked = StackedMLP(_members()[0].spec, _members(), layout=ProductLayout("batch", chunk=2))
+    for stacked in (plain, chunked):
+        with torch.no_grad():
+            stacked.params[0][1].fill_(float("inf"))  # member 1's loss is NaN
+    loss, _, updated = plain.train_step(data.x, data.y, sgd_lr=0.1)
+    assert not updated and not torch.isfinite(loss[1])
+    before = [p.clone() for p in chunked.params]
+    loss_c, _, updated = chunked.train_step(data.x, data.y, sgd_lr=0.1)
+    assert updated and not torch.isfinite(loss_c[1])
+    for p, g, q, old in zip(plain.params, plain.grads, chunked.params, before, strict=True):
+        for m in (0, 2):  # what the optimizer's masked SGD step gives the live members
+            torch.testing.assert_close(q[m], p[m] - 0.1 * g[m], atol=1e-6, rtol=1e-5)
+        assert torch.equal(q[1], old[1])  # the diverging member stays as it was

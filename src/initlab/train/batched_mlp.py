@@ -28,10 +28,11 @@ member gets exactly the masks that ``fit`` would give it.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import torch
@@ -384,6 +385,8 @@ class StackedMLP:
         self, x: Tensor, y: Tensor, train: bool, tap: Tap | None, sgd_lr: float | Tensor | None
     ) -> StepOutput:
         ws = self.workspace(x.shape[0], train, True)
+        if tap is None and ws.layout.chunk is not None and ws.layout.chunk < self.n:
+            return self._chunked_pass(x, y, train, ws, sgd_lr)
         logits = self.forward(x, train, ws, tap)
         assert ws.minus_one is not None
         target = y.view(1, 1, -1).expand(self.n, 1, -1)
@@ -427,6 +430,70 @@ class StackedMLP:
                 self._batchnorm_backward(j, ws, train)
                 if sgd_lr is not None:
                     self._sgd_norm_update(j, sgd_lr)
+
+    # ----------------------------------------------------------------- member chunks
+    def _chunked_pass(
+        self, x: Tensor, y: Tensor, train: bool, ws: Workspace, sgd_lr: float | Tensor | None
+    ) -> StepOutput:
+        """:meth:`_pass` over chunks of ``ws.layout.chunk`` members, one after the other
+        (their weights stay in cache from the forward to the backward pass; see
+        :mod:`~initlab.train.batched_layout`). Every tensor of a chunk is a view of this
+        ensemble's, so gradients, updates and batch-norm statistics land in place.
+
+        A chunk with a non-finite loss is not fused (its gradients are computed): its finite
+        members then get the plain SGD step here, so that every live member is updated and
+        the step reports ``updated`` as an unchunked fused step does.
+        """
+        assert ws.layout.chunk is not None
+        losses = []
+        for start, sub in self._chunks(ws.layout):
+            sub.frozen = None if self.frozen is None else self.frozen[start : start + sub.n]
+            lr = sgd_lr
+            if isinstance(sgd_lr, Tensor):
+                lr = sgd_lr[start : start + sub.n]
+            loss, logits, updated = sub._pass(x, y, train, None, lr)
+            if lr is not None and not updated:
+                sub._masked_sgd(loss, lr)
+            ws.z[-1][start : start + sub.n].copy_(logits)
+            losses.append(loss)
+        return StepOutput(torch.cat(losses), ws.z[-1], sgd_lr is not None)
+
+    def _masked_sgd(self, loss: Tensor, lr: float | Tensor) -> None:
+        """p <- p - lr * grad for the members with a finite ``loss`` (the others stay)."""
+        keep = torch.isfinite(loss)
+        rate = lr if isinstance(lr, Tensor) else torch.full_like(loss, float(lr))
+        rate = torch.where(keep, rate, torch.zeros_like(rate))
+        for p, g in zip(self.params, self.grads, strict=True):
+            shape = (-1, *[1] * (p.ndim - 1))
+            p.sub_(torch.where(keep.view(shape), g, torch.zeros_like(g)) * rate.view(shape))
+
+    def _chunks(self, layout: ProductLayout) -> list[tuple[int, StackedMLP]]:
+        """``(first member, sub-ensemble)`` of at most ``layout.chunk`` members each, built
+        once per layout: their parameters, gradients and buffers are views of this one's."""
+        cached = getattr(self, "_chunk_cache", None)
+        if cached is not None and cached[0] == layout:
+            return cached[1]
+        size, inner = layout.chunk or self.n, replace(layout, chunk=None)
+        chunks = [(k, self._sub(k, min(k + size, self.n), inner)) for k in range(0, self.n, size)]
+        self._chunk_cache = (layout, chunks)
+        return chunks
+
+    def _sub(self, start: int, stop: int, layout: ProductLayout) -> StackedMLP:
+        """Members ``start:stop`` as a StackedMLP sharing this one's storage."""
+        sub = copy.copy(self)
+        sub.n = stop - start
+        sub.params = [p[start:stop] for p in self.params]
+        sub.grads = [g[start:stop] for g in self.grads]
+        sub.buffers = OrderedDict((k, b[start:stop]) for k, b in self.buffers.items())
+        sub.layers = [sub._affine(i) for i in range(self.spec.depth)]
+        sub.dropout = self.dropout[start:stop]
+        sub.use_dropout = any(p > 0 for p in sub.dropout)
+        sub._dropping = [n - start for n in self._dropping if start <= n < stop]
+        sub._generators = {n: self._generators[n + start] for n in sub._dropping}
+        sub._workspaces = OrderedDict()
+        sub._chunk_cache = None
+        sub.layout = layout
+        return sub
 
     def _weight_grads(self, i: int, gz: Tensor, x: Tensor, ws: Workspace) -> None:
         """dL/dW = dZ @ H^T and dL/db = sum_b dZ of layer ``i + 1`` into :attr:`grads`."""
