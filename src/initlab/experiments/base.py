@@ -236,6 +236,11 @@ class Experiment(ABC):
             if isinstance(value, int | float) and not value > 0:
                 raise InitlabError(f"{key} must be positive, got {value}")
 
+    def cost_estimate(self, config: Any) -> str | None:
+        """One line the runner prints before the runs start (e.g. a cost model's estimate of
+        the whole preset); None prints nothing."""
+        return None
+
     @abstractmethod
     def plan(self, config: Any, seed: int = 0) -> list[RunSpec]:
         """The runs of the experiment, in order; ``seed`` is the base seed."""

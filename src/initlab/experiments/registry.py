@@ -26,6 +26,9 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "initlab.experiments.mnist.overfit",
     "initlab.experiments.mnist.ensemble",
     "initlab.experiments.mnist.lab09",
+    "initlab.experiments.glorot.saturation",
+    "initlab.experiments.glorot.gradients",
+    "initlab.experiments.glorot.table",
 )
 """Modules holding the built-in experiments, in the order ``initlab run --list`` shows them."""
 
