@@ -203,7 +203,10 @@ class GlorotTable(GroupExperiment):
     quick_cost = "~1 min"
 
     def validate(self, config: GlorotTableConfig) -> None:
-        super().validate(config)
+        # (not the base's check: steps, valid_size and test_size may be 0, "the budget's")
+        for key in ("seeds", "batch_size"):
+            if getattr(config, key) < 1:
+                raise InitlabError(f"{key} must be positive, got {getattr(config, key)}")
         check_choice(config.budget, BUDGETS, "budget")
         if not config.datasets or not config.lrs:
             raise InitlabError("datasets and lrs must each list at least one value")
@@ -213,7 +216,8 @@ class GlorotTable(GroupExperiment):
             raise InitlabError(f"every learning rate must be positive, got {config.lrs}")
         for key in ("steps", "valid_size", "test_size"):
             if getattr(config, key) < 0:
-                raise InitlabError(f"{key} must be >= 0 (0: the budget's), got {config.steps}")
+                value = getattr(config, key)
+                raise InitlabError(f"{key} must be >= 0 (0: the budget's), got {value}")
 
     def cost_estimate(self, config: GlorotTableConfig) -> str:
         present = datasets_present(config)
