@@ -9,6 +9,7 @@ updates (threshold 0.1); the standard init's gradient variance falls ~3x per lay
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from pathlib import Path
@@ -66,7 +67,7 @@ def test_gradient_variance_and_jacobians_at_init(tmp_path: Path) -> None:
     assert standard["grad_var_factor_init"] < 0.5
     assert 0.7 <= normalized["grad_var_factor_init"] <= 1 / 0.7
     var = standard["grad_var_init"]
-    assert all(b > a for a, b in zip(var[:-1], var[1:], strict=True))  # grows toward the top
+    assert all(b > a for a, b in itertools.pairwise(var))  # grows toward the top
     # mean Jacobian singular values nearer 1 with the normalized init, at every layer
     for s, n in zip(
         standard["jacobian_sv_mean_init"], normalized["jacobian_sv_mean_init"], strict=True
