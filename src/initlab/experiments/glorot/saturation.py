@@ -72,9 +72,9 @@ class GlorotSaturationConfig:
         tuple[str, ...], "standard U[-1/sqrt(n), 1/sqrt(n)] and normalized (xavier_uniform)"
     ] = GLOROT_INITS
     lr: Annotated[float, "SGD learning rate"] = 0.1
-    steps: Annotated[int, "SGD updates (one new example each, 10 per minibatch)"] = 3000
+    steps: Annotated[int, "SGD updates (minibatches of new examples)"] = 2000
     batch_size: Annotated[int, "minibatch size (the paper: 10)"] = MINIBATCH
-    probe_every: Annotated[int, "updates between two probes of the fixed examples"] = 150
+    probe_every: Annotated[int, "updates between two probes of the fixed examples"] = 100
     probe_examples: Annotated[int, "fixed held-out examples probed (the paper: 300)"] = 300
     seeds: Annotated[int, "number of seeds per activation and init"] = 1
 
@@ -89,7 +89,7 @@ class GlorotSaturation(GroupExperiment):
 
     name = "glorot-saturation"
     description = "D2: hidden-layer activations over training: sigmoid's top layer, tanh layers"
-    cost = "~8 min"
+    cost = "~6 min"
     source = f"{SOURCE}, section 3, Figures 2-4"
     Config = GlorotSaturationConfig
     quick: ClassVar[dict[str, Any]] = {"hidden": (200,) * 5, "steps": 1000, "probe_every": 100}

@@ -75,7 +75,7 @@ class BudgetSizes(NamedTuple):
     test: int  # test examples (0: the whole split)
 
 
-DEFAULT_STEPS = 800
+DEFAULT_STEPS = 600
 BUDGET_SIZES: dict[str, BudgetSizes] = {
     "default": BudgetSizes(DEFAULT_STEPS, 1000, 2000),
     "paper": BudgetSizes(5_000_000, 10_000, 10_000),
