@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", action="store_true", help="random data, Shapeset's shape")
     parser.add_argument("--products", action="store_true", help="time each product's layouts")
     parser.add_argument("--width", type=int, default=1000, help="hidden width (default 1000)")
+    parser.add_argument("--batch", type=int, default=BATCH, help="minibatch of --products")
     parser.add_argument("--peak-size", type=int, default=2048, help="GEMM size of the peak")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"float32 GEMM peak (torch.mm {args.peak_size}^3): {peak:.1f} GFLOP/s")
     if args.products:
-        print("\n".join(product_table(args.members, width=args.width)))
+        print("\n".join(product_table(args.members, batch=args.batch, width=args.width)))
         return 0
     data = load_data(args.synthetic)
     flops = flops_per_member_step(widths, BATCH)

@@ -21,25 +21,41 @@ Two choices are open, and the best one depends on the shapes:
    product; ``bmm`` costs nothing extra but MKL's batched kernel can pick a worse blocking
    for thin matrices than its plain GEMM does.
 
-The measurement (``python benchmarks/bench_small_batch.py --products``: each product on
-its own, five distinct weight tensors cycled so the weights come from memory as in
-training; GFLOP/s, 1 thread, tanh 1000 x 1000 layers; 2-core Xeon VM shared by seven
-engineers, 2026-12-01):
+The measurement (``python benchmarks/bench_small_batch.py --products``: each product alone,
+five distinct weight tensors cycled so that weights come from memory as in training;
+GFLOP/s, 1 thread, B = 10, 1000 x 1000 weights; 2-core Xeon VM shared by seven engineers,
+2026-12-01 23:50 UTC, GEMM peak 102 GFLOP/s in that run):
 
-=======  ===  ===========  ===========  ==========  ==========  =========  =========
-batch    N    fwd bmm      fwd loop     dH fm bmm   dH bm bmm   dH bm loop update bmm
-=======  ===  ===========  ===========  ==========  ==========  =========  =========
-10       1    58           55           45          80          74         73
-10       3    42           36           26          26          24         33
-10       6    35           33           21          26          25         32
-10       12   36           33           24          28          25         33
-=======  ===  ===========  ===========  ==========  ==========  =========  =========
+====  =======  ========  ======  =====  =====  ========  =======  ========
+N     fwd bmm  fwd loop  fwd bm  dH fm  dH bm  dH bm lp  upd bmm  upd loop
+====  =======  ========  ======  =====  =====  ========  =======  ========
+1     47       49        32      42     67     52        67       61
+3     29       22        19      17     20     19        24       22
+6     31       30        23      21     25     23        32       29
+12    34       31        24      22     26     25        33       30
+====  =======  ========  ======  =====  =====  ========  =======  ========
 
-So at small batches the input gradient is computed batch-major (up to 1.8x on its own, never
-slower), and members stay batched in one ``bmm`` (the loop was slower or equal for every
-product at every member count measured). At ``B = 128`` the feature-major product is as fast
-as the batch-major one (the B1 benchmark's products run at 168-187 GFLOP/s feature-major),
-so the layout there stays as it was.
+(fwd: ``W @ H`` feature-major, as ``bmm`` or a member loop, or batch-major ``H^T @ W^T``;
+dH: ``W^T @ dZ`` feature-major or ``dZ^T @ W`` batch-major; upd: ``W += dZ @ H^T``.) So:
+
+* the input gradient is computed batch-major at small batches (1.2-1.6x the feature-major
+  product on its own; the issue that asked for this measured the feature-major forward at
+  16 GFLOP/s against 50-57 batch-major on a quieter host, which this run does not
+  reproduce for the forward, so the forward stays feature-major);
+* members stay batched in one ``bmm`` (the loop was slower or equal for every product at
+  every member count);
+* one member's weights (20 MB) run at 1.5-2x the per-member speed of three or more (60 MB
+  and up: the weights no longer stay in cache between the forward pass and the backward
+  pass), hence :data:`CHUNK_BYTES`: a step trains the members in chunks whose weights fit.
+  On a host loaded to 3x its cores the gain vanishes (every layout ran within 15% at N = 3,
+  00:16 UTC, memory bandwidth being the shared bottleneck), and it costs nothing there.
+
+Wider batches (same run, 00:17 UTC, host loaded to 3x its cores): with 1000 x 1000 weights
+the batch-major input gradient is still the faster one (B = 32: 11-13 GFLOP/s against 6-7;
+B = 128: 21-27 against 14-20), while with the B1 network's 100 x 100 weights at B = 128 the
+two are equal (107 vs 112 at N = 3, 19 vs 19 at N = 30). So layers of at least
+:data:`WIDE` units use batch-major gradients at any batch size, and the narrow networks keep
+the feature-major layout they were tuned with (168-187 GFLOP/s in the B1 benchmark).
 """
 
 from __future__ import annotations
@@ -58,10 +74,14 @@ MAJORS: tuple[str, ...] = get_args(Major)
 MemberMode = Literal["batched", "looped"]
 MEMBER_MODES: tuple[str, ...] = get_args(MemberMode)
 
-#: Largest minibatch for which dL/dH is computed batch-major (see the module docstring):
-#: measured faster at B = 10 and equal at B = 128; the products' blocking changes around
-#: B = 32 (one AVX-512 register tile is 16 floats wide, two are 32).
+#: Largest minibatch for which dL/dH is computed batch-major whatever the widths, and for
+#: which members are trained in cache-sized chunks (module docstring: measured at B = 10
+#: and 32).
 SMALL_BATCH = 32
+
+#: Hidden width from which dL/dH is computed batch-major at any batch size (measured faster
+#: with 1000-unit layers at B = 32 and 128, equal with 100-unit layers at B = 128).
+WIDE = 512
 
 #: Weights of the members trained in one pass at small batches (see the module docstring):
 #: one 1024-1000x5-9 member (20 MB) trains 1.5-2x faster per member alone than in a pass
@@ -101,11 +121,13 @@ def member_bytes(widths: tuple[int, ...]) -> int:
 def choose_layout(batch: int, members: int, widths: tuple[int, ...]) -> ProductLayout:
     """The measured-best layout for a pass over ``batch`` samples (module docstring):
     for ``batch <= SMALL_BATCH``, batch-major gradients, and members in chunks whose
-    weights fit in ``CHUNK_BYTES``; otherwise the feature-major layout, all members at once.
-    Members are always batched with ``bmm`` inside a pass (a loop was never faster).
+    weights fit in ``CHUNK_BYTES``; wider batches: batch-major gradients when a hidden layer
+    has at least ``WIDE`` units, all members in one pass. Members are always batched with
+    ``bmm`` inside a pass (a loop was never faster).
     """
     if batch > SMALL_BATCH:
-        return ProductLayout()
+        wide = max(widths[1:-1], default=0) >= WIDE
+        return ProductLayout(grad_major="batch" if wide else "feature")
     chunk = max(1, CHUNK_BYTES // member_bytes(widths))
     return ProductLayout(grad_major="batch", chunk=None if chunk >= members else chunk)
 

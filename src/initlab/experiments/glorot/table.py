@@ -191,7 +191,7 @@ class GlorotTable(GroupExperiment):
 
     name = "glorot-table"
     description = "D1: Table 1, test error by activation x init, lr chosen on validation"
-    cost = "~25 min (default budget; the paper's: --set budget=paper, weeks)"
+    cost = "~20 min (--set budget=paper: ~96 days)"
     source = f"{SOURCE}, Table 1"
     Config = GlorotTableConfig
     quick: ClassVar[dict[str, Any]] = {
