@@ -186,3 +186,15 @@ def test_streams_have_their_own_seeds() -> None:
     streams = ("weights", "train", "batches", "valid", "test", "probe", "jacobian")
     seeds = {stream_seed(0, s) for s in streams} | {stream_seed(1, s) for s in streams}
     assert len(seeds) == 2 * len(streams)
+
+
+def test_cifar10_without_its_files_is_one_line_or_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INITLAB_DATA", str(tmp_path / "empty-cache"))
+    with pytest.raises(InitlabError, match="no CIFAR-10 batch files"):
+        run_experiment("glorot-gradients", ["dataset=cifar10"], out_dir=tmp_path, progress=False)
+    table = GlorotTable()
+    config = GlorotTableConfig()  # shapeset, mnist, cifar10
+    assert {r.spec["dataset"] for r in table.plan(config)} == {"shapeset", "mnist"}
+    assert "left out (files not found): cifar10" in table.cost_estimate(config)

@@ -75,6 +75,14 @@ def check_glorot(
     check_inits(inits)
 
 
+def check_dataset_present(dataset: str) -> None:
+    """CIFAR-10 must be on disk to be trained on (the others are generated or fetched)."""
+    if dataset == "cifar10" and not cifar10_available():
+        from initlab.data.cifar10 import locate_cifar10
+
+        locate_cifar10()  # raises the loader's one-line message with the download hint
+
+
 def build_member(spec: MLPSpec, scheme: str, seed: int) -> nn.Module:
     """``mlp(**spec)`` with weights from ``scheme`` and biases 0 (the paper's setting), drawn
     from the run's weight stream; torch's global RNG is left alone."""

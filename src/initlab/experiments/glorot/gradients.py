@@ -51,6 +51,7 @@ from initlab.experiments.glorot.common import (
     SOURCE,
     GlorotDataset,
     build_member,
+    check_dataset_present,
     check_glorot,
     glorot_splits,
     init_name,
@@ -112,6 +113,7 @@ class GlorotGradients(GroupExperiment):
     def validate(self, config: GlorotGradientsConfig) -> None:
         super().validate(config)
         check_glorot(config.dataset, config.hidden, (config.activation,), config.inits)
+        check_dataset_present(config.dataset)
         check_positive(
             probe_examples=config.probe_examples,
             jacobian_examples=config.jacobian_examples,

@@ -45,6 +45,7 @@ from initlab.experiments.glorot.common import (
     SOURCE,
     GlorotDataset,
     build_member,
+    check_dataset_present,
     check_glorot,
     glorot_splits,
     init_name,
@@ -98,6 +99,7 @@ class GlorotSaturation(GroupExperiment):
     def validate(self, config: GlorotSaturationConfig) -> None:
         super().validate(config)
         check_glorot(config.dataset, config.hidden, config.activations, config.inits)
+        check_dataset_present(config.dataset)
         check_positive(probe_every=config.probe_every, probe_examples=config.probe_examples)
 
     def plan(self, config: GlorotSaturationConfig, seed: int = 0) -> list[RunSpec]:
