@@ -16,6 +16,11 @@ batch]``, so that every layer is one batched matrix product over contiguous memo
 5. Optionally, plain SGD is applied inside the weight-gradient products:
    ``W <- W - lr * dZ @ H^T`` is one ``baddbmm_`` with ``alpha = -lr``, so the gradients
    are never written and no separate optimizer pass reads them.
+6. The layout of those products is chosen by shape, from a measurement
+   (:mod:`initlab.train.batched_layout`): at small batches or with wide layers dL/dH is
+   computed batch-major (``dZ^T @ W`` into ``[N, B, F]`` memory, seen through ``[N, F, B]``
+   views), and at small batches a step runs over chunks of members whose weights fit in
+   cache, each chunk a :class:`StackedMLP` of views of this one's tensors.
 
 Every intermediate lives in a preallocated buffer (one set per batch size and mode), so a
 training step allocates next to nothing and runs no autograd.
