@@ -21,6 +21,7 @@ from initlab.errors import InitlabError
 from initlab.experiments import run_experiment
 from initlab.experiments.base import ExperimentData, RunData, RunSpec
 from initlab.experiments.glorot.common import jacobian_singular_values, stream_seed
+from initlab.experiments.glorot.saturation import _saturation_sentence
 from initlab.experiments.glorot.table import (
     PAPER_KEY,
     TABLE_KEY,
@@ -198,3 +199,17 @@ def test_cifar10_without_its_files_is_one_line_or_left_out(
     config = GlorotTableConfig()  # shapeset, mnist, cifar10
     assert {r.spec["dataset"] for r in table.plan(config)} == {"shapeset", "mnist"}
     assert "left out (files not found): cifar10" in table.cost_estimate(config)
+
+
+def test_tanh_saturation_verdict_tells_layer_order_from_all_at_once() -> None:
+    finals = {"p98_final": [1.0, 0.99, 0.5, 0.3, 0.2]}
+    bottom_up = _saturation_sentence({"saturated_at": [100, 300, None, None, None], **finals}, 900)
+    assert "layer after layer from layer 1 up" in bottom_up
+    together = _saturation_sentence({"saturated_at": [100] * 5, **finals}, 900)
+    assert "all 5 at once (update 100)" in together
+    assert "not in bottom-up order" in _saturation_sentence(
+        {"saturated_at": [300, 100, None, None, None], **finals}, 900
+    )
+    assert "no layer saturated within 900" in _saturation_sentence(
+        {"saturated_at": [None] * 5, **finals}, 900
+    )

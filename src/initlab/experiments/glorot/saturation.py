@@ -20,6 +20,7 @@ batched engine on the same minibatches.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
@@ -90,7 +91,7 @@ class GlorotSaturation(GroupExperiment):
 
     name = "glorot-saturation"
     description = "D2: hidden-layer activations over training: sigmoid's top layer, tanh layers"
-    cost = "~6 min"
+    cost = "~7 min"
     source = f"{SOURCE}, section 3, Figures 2-4"
     Config = GlorotSaturationConfig
     quick: ClassVar[dict[str, Any]] = {"hidden": (200,) * 5, "steps": 1000, "probe_every": 100}
@@ -299,13 +300,22 @@ def _saturation_sentence(row: dict[str, Any], steps: int) -> str:
             f"no layer saturated within {steps} updates (98th percentiles at the end, layer 1 "
             f"up: {finals}; the paper's saturation takes far longer: raise steps)."
         )
-    order = [layer for layer, _ in sorted(hit, key=lambda p: (p[1], p[0]))]
-    bottom_up = order == list(range(1, len(order) + 1))
-    when = ", ".join(f"layer {layer} at update {s}" for layer, s in hit)
+    layers = [layer for layer, _ in hit]
+    times = [step for _, step in hit]
+    prefix = layers == list(range(1, len(layers) + 1))  # layer 1 first, none skipped
+    ordered = all(a <= b for a, b in itertools.pairwise(times))
+    if len(hit) == 1:
+        how = f"only layer {layers[0]}"
+    elif len(set(times)) == 1:
+        how = f"all {len(hit)} at once (update {times[0]}), not layer after layer"
+    elif prefix and ordered:
+        how = "layer after layer from layer 1 up"
+    else:
+        how = "not in bottom-up order"
+    when = ", ".join(f"layer {layer} at update {step}" for layer, step in hit)
     return (
-        f"layers reached a 98th percentile >= {SATURATED} ({when}): "
-        + ("layer after layer from layer 1 up" if bottom_up else "not in bottom-up order")
-        + f"; 98th percentiles at the end: {finals}."
+        f"layers reached a 98th percentile >= {SATURATED} ({when}): {how}; "
+        f"98th percentiles at the end: {finals}."
     )
 
 
