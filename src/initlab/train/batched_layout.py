@@ -44,11 +44,16 @@ dH: ``W^T @ dZ`` feature-major or ``dZ^T @ W`` batch-major; upd: ``W += dZ @ H^T
   reproduce for the forward, so the forward stays feature-major);
 * members stay batched in one ``bmm`` (the loop was slower or equal for every product at
   every member count);
-* one member's weights (20 MB) run at 1.5-2x the per-member speed of three or more (60 MB
-  and up: the weights no longer stay in cache between the forward pass and the backward
-  pass), hence :data:`CHUNK_BYTES`: a step trains the members in chunks whose weights fit.
-  On a host loaded to 3x its cores the gain vanishes (every layout ran within 15% at N = 3,
-  00:16 UTC, memory bandwidth being the shared bottleneck), and it costs nothing there.
+* one member's weights (20 MB) ran each product 1.5-2x faster than three members' (60 MB
+  and more, no longer in cache between the forward and the backward pass), which suggests
+  training the members in chunks (``chunk``: a step over chunks of members whose weights
+  fit in cache). Whole training steps say otherwise (A/B, same process, same minibatch,
+  1024-1000x5-9 tanh, B = 10, N = 3, 01:07 UTC): 1 thread, batch-major and all members in
+  one pass 95.0 model-steps/s, in chunks of one 90.9, feature-major (the previous layout)
+  83.9; 2 threads: 17.0, 8.5 and 16.3 (the chunks' many small operations lose most to
+  OpenMP hand-offs on the shared cores). So the chosen layout is batch-major with all
+  members in one pass; ``chunk`` and ``members="looped"`` stay available (and tested) as
+  the measured alternatives.
 
 Wider batches (same run, 00:17 UTC, host loaded to 3x its cores): with 1000 x 1000 weights
 the batch-major input gradient is still the faster one (B = 32: 11-13 GFLOP/s against 6-7;
@@ -60,7 +65,6 @@ the feature-major layout they were tuned with (168-187 GFLOP/s in the B1 benchma
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -74,19 +78,13 @@ MAJORS: tuple[str, ...] = get_args(Major)
 MemberMode = Literal["batched", "looped"]
 MEMBER_MODES: tuple[str, ...] = get_args(MemberMode)
 
-#: Largest minibatch for which dL/dH is computed batch-major whatever the widths, and for
-#: which members are trained in cache-sized chunks (module docstring: measured at B = 10
-#: and 32).
+#: Largest minibatch for which dL/dH is computed batch-major whatever the widths (module
+#: docstring: measured at B = 10 and 32).
 SMALL_BATCH = 32
 
 #: Hidden width from which dL/dH is computed batch-major at any batch size (measured faster
 #: with 1000-unit layers at B = 32 and 128, equal with 100-unit layers at B = 128).
 WIDE = 512
-
-#: Weights of the members trained in one pass at small batches (see the module docstring):
-#: one 1024-1000x5-9 member (20 MB) trains 1.5-2x faster per member alone than in a pass
-#: of 3 or more, whose weights are evicted between the forward and the backward reads.
-CHUNK_BYTES = 24 << 20
 
 
 @dataclass(frozen=True)
@@ -113,23 +111,16 @@ class ProductLayout:
             raise InitlabError(f"members must be one of {MEMBER_MODES}, got {self.members!r}")
 
 
-def member_bytes(widths: tuple[int, ...]) -> int:
-    """float32 bytes of one member's weight matrices."""
-    return 4 * sum(a * b for a, b in itertools.pairwise(widths))
-
-
 def choose_layout(batch: int, members: int, widths: tuple[int, ...]) -> ProductLayout:
     """The measured-best layout for a pass over ``batch`` samples (module docstring):
-    for ``batch <= SMALL_BATCH``, batch-major gradients, and members in chunks whose
-    weights fit in ``CHUNK_BYTES``; wider batches: batch-major gradients when a hidden layer
-    has at least ``WIDE`` units, all members in one pass. Members are always batched with
-    ``bmm`` inside a pass (a loop was never faster).
+    batch-major gradients for ``batch <= SMALL_BATCH`` or when a hidden layer has at least
+    ``WIDE`` units, else feature-major; all members in one pass, batched with ``bmm``
+    (a member loop and member chunks were never faster). ``members`` is an input because
+    the measurement covered 1-12 members; the choice does not depend on it.
     """
-    if batch > SMALL_BATCH:
-        wide = max(widths[1:-1], default=0) >= WIDE
-        return ProductLayout(grad_major="batch" if wide else "feature")
-    chunk = max(1, CHUNK_BYTES // member_bytes(widths))
-    return ProductLayout(grad_major="batch", chunk=None if chunk >= members else chunk)
+    del members  # measured: no effect on the best choice (module docstring)
+    wide = max(widths[1:-1], default=0) >= WIDE
+    return ProductLayout(grad_major="batch" if batch <= SMALL_BATCH or wide else "feature")
 
 
 def grad_buffer(
