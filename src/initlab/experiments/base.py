@@ -242,6 +242,11 @@ class Experiment(ABC):
         :mod:`initlab.experiments.flops`); None when the experiment does not say."""
         return None
 
+    def cost_estimate(self, config: Any) -> str | None:
+        """One line the runner prints before the runs start (e.g. a cost model's estimate of
+        the whole preset); None prints nothing."""
+        return None
+
     @abstractmethod
     def plan(self, config: Any, seed: int = 0) -> list[RunSpec]:
         """The runs of the experiment, in order; ``seed`` is the base seed."""

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -357,6 +358,9 @@ def run_experiment(
     config = resolve_config(experiment, overrides, config_file, quick)
     plan = experiment.plan(config, seed)
     _check_plan(name, plan)
+    estimate = experiment.cost_estimate(config)
+    if estimate:
+        print(f"{name}: {estimate}", file=sys.stderr, flush=True)
     exp_dir = Path(out_dir) / name
     exp_dir.mkdir(parents=True, exist_ok=True)
     config_dict = config_to_dict(config)

@@ -16,6 +16,12 @@ batch]``, so that every layer is one batched matrix product over contiguous memo
 5. Optionally, plain SGD is applied inside the weight-gradient products:
    ``W <- W - lr * dZ @ H^T`` is one ``baddbmm_`` with ``alpha = -lr``, so the gradients
    are never written and no separate optimizer pass reads them.
+6. The layout of those products is chosen by shape, from a measurement
+   (:mod:`initlab.train.batched_layout`): at small batches or with wide layers dL/dH is
+   computed batch-major (``dZ^T @ W`` into ``[N, B, F]`` memory, seen through ``[N, F, B]``
+   views). A layout may also run a step over chunks of members (each chunk a
+   :class:`StackedMLP` of views of this one's tensors) or loop over members; measured
+   slower here, neither is chosen by default.
 
 Every intermediate lives in a preallocated buffer (one set per batch size and mode), so a
 training step allocates next to nothing and runs no autograd.
@@ -28,10 +34,11 @@ member gets exactly the masks that ``fit`` would give it.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import torch
@@ -39,6 +46,8 @@ from torch import Tensor, nn
 
 from initlab.errors import InitlabError
 from initlab.models.mlp import MLPSpec, mlp
+from initlab.train import batched_layout
+from initlab.train.batched_layout import ProductLayout, choose_layout
 from initlab.train.batched_ops import activation_kernels, softmax_cross_entropy_
 
 _MAX_WORKSPACES = 6  # cached buffer sets: training batch, short last batch, eval, probe data
@@ -78,6 +87,7 @@ class Workspace:
     ht: list[Tensor] = field(default_factory=list)  # h transposed, [N, B, F] views
     noise: Tensor | None = None  # flat buffer for one member's [B, H] dropout draw
     minus_one: Tensor | None = None  # [N, 1, B] of -1: subtracts the one-hot labels
+    layout: ProductLayout = field(default_factory=ProductLayout)  # products of layers > 1
 
 
 @dataclass
@@ -110,6 +120,9 @@ class StackedMLP:
             (normally built by it); their parameters and batch-norm buffers are copied.
         dropout: one dropout probability per member (default: ``spec.dropout`` for all).
         dropout_seeds: one seed per member for its dropout masks (default: 0 for all).
+        layout: how layers > 1 compute their products (default: chosen per batch size by
+            :func:`~initlab.train.batched_layout.choose_layout`, from a measurement); every
+            layout gives the same numbers to float rounding.
         dtype: the parameters' and activations' precision (float32, or float64 for runs
             that must not overflow where the float64 sources do not).
 
@@ -126,6 +139,7 @@ class StackedMLP:
         dropout: Sequence[float] | None = None,
         dropout_seeds: Sequence[int] | None = None,
         dtype: torch.dtype = torch.float32,
+        layout: ProductLayout | None = None,
     ) -> None:
         if len(members) == 0:
             raise InitlabError("the batched engine needs at least one member model")
@@ -165,6 +179,7 @@ class StackedMLP:
         self._workspaces: OrderedDict[tuple[int, bool, bool], Workspace] = OrderedDict()
         #: bool ``[N]`` or None: members whose batch-norm running statistics stay put
         self.frozen: Tensor | None = None
+        self.layout = layout
 
     def _affine(self, i: int) -> _Affine:
         w, gw = self.params[self.weight[i]], self.grads[self.weight[i]]
@@ -223,6 +238,7 @@ class StackedMLP:
     def _new_workspace(self, batch: int, train: bool, grad: bool) -> Workspace:
         n, widths, bn = self.n, self.spec.widths, self.spec.batchnorm
         ws = Workspace(batch)
+        ws.layout = self.layout or choose_layout(batch, n, tuple(widths))
         drop = self.use_dropout and (train or not self.inverted)
 
         def buf(width: int) -> Tensor:
@@ -249,7 +265,11 @@ class StackedMLP:
             ws.h.append(buf(width) if drop else ws.a[i])
             ws.ht.append(ws.h[i].transpose(1, 2))
             if grad:
-                ws.gh.append(scratch("gh", width))
+                if ("gh", width) not in shared:  # in the layout's memory order
+                    shared["gh", width] = batched_layout.grad_buffer(
+                        ws.layout, n, width, batch, self.device, self.dtype
+                    )
+                ws.gh.append(shared["gh", width])
                 ws.gz.append(scratch("gz", width))
                 ws.gu.append(scratch("gu", width) if bn else ws.gz[i])
                 ws.scratch.append(scratch("tmp", width) if bn else ws.gz[i])
@@ -281,10 +301,8 @@ class StackedMLP:
                     torch.mm(layer.w, x.t(), out=z.view(-1, batch))
                 else:
                     torch.addmm(layer.b, layer.w, x.t(), out=z.view(-1, batch))
-            elif layer.b is None:
-                torch.bmm(layer.w, h_prev, out=z)
             else:
-                torch.baddbmm(layer.b, layer.w, h_prev, out=z)
+                batched_layout.affine_forward(ws.layout, layer.w, layer.b, h_prev, z)
             if tap is not None:
                 tap("preactivation", f"linear{i + 1}", z)
             if i < depth - 1:
@@ -390,6 +408,8 @@ class StackedMLP:
         self, x: Tensor, y: Tensor, train: bool, tap: Tap | None, sgd_lr: float | Tensor | None
     ) -> StepOutput:
         ws = self.workspace(x.shape[0], train, True)
+        if tap is None and ws.layout.chunk is not None and ws.layout.chunk < self.n:
+            return self._chunked_pass(x, y, train, ws, sgd_lr)
         logits = self.forward(x, train, ws, tap)
         assert ws.minus_one is not None
         target = y.view(1, 1, -1).expand(self.n, 1, -1)
@@ -410,7 +430,7 @@ class StackedMLP:
                 tap("gradient", f"linear{i + 1}", gz)
             j = i - 1  # the hidden layer below
             if i > 0:  # dL/dH below, with W as it was before any update
-                torch.bmm(layer.wt, gz, out=ws.gh[j])
+                batched_layout.input_grad(ws.layout, layer.w, gz, ws.gh[j])
             if sgd_lr is None:
                 self._weight_grads(i, gz, x, ws)
             else:
@@ -436,13 +456,77 @@ class StackedMLP:
                 if sgd_lr is not None:
                     self._sgd_norm_update(j, sgd_lr)
 
+    # ----------------------------------------------------------------- member chunks
+    def _chunked_pass(
+        self, x: Tensor, y: Tensor, train: bool, ws: Workspace, sgd_lr: float | Tensor | None
+    ) -> StepOutput:
+        """:meth:`_pass` over chunks of ``ws.layout.chunk`` members, one after the other
+        (their weights stay in cache from the forward to the backward pass; see
+        :mod:`~initlab.train.batched_layout`). Every tensor of a chunk is a view of this
+        ensemble's, so gradients, updates and batch-norm statistics land in place.
+
+        A chunk with a non-finite loss is not fused (its gradients are computed): its finite
+        members then get the plain SGD step here, so that every live member is updated and
+        the step reports ``updated`` as an unchunked fused step does.
+        """
+        assert ws.layout.chunk is not None
+        losses = []
+        for start, sub in self._chunks(ws.layout):
+            sub.frozen = None if self.frozen is None else self.frozen[start : start + sub.n]
+            lr = sgd_lr
+            if isinstance(sgd_lr, Tensor):
+                lr = sgd_lr[start : start + sub.n]
+            loss, logits, updated = sub._pass(x, y, train, None, lr)
+            if lr is not None and not updated:
+                sub._masked_sgd(loss, lr)
+            ws.z[-1][start : start + sub.n].copy_(logits)
+            losses.append(loss)
+        return StepOutput(torch.cat(losses), ws.z[-1], sgd_lr is not None)
+
+    def _masked_sgd(self, loss: Tensor, lr: float | Tensor) -> None:
+        """p <- p - lr * grad for the members with a finite ``loss`` (the others stay)."""
+        keep = torch.isfinite(loss)
+        rate = lr if isinstance(lr, Tensor) else torch.full_like(loss, float(lr))
+        rate = torch.where(keep, rate, torch.zeros_like(rate))
+        for p, g in zip(self.params, self.grads, strict=True):
+            shape = (-1, *[1] * (p.ndim - 1))
+            p.sub_(torch.where(keep.view(shape), g, torch.zeros_like(g)) * rate.view(shape))
+
+    def _chunks(self, layout: ProductLayout) -> list[tuple[int, StackedMLP]]:
+        """``(first member, sub-ensemble)`` of at most ``layout.chunk`` members each, built
+        once per layout: their parameters, gradients and buffers are views of this one's."""
+        cached = getattr(self, "_chunk_cache", None)
+        if cached is not None and cached[0] == layout:
+            return cached[1]
+        size, inner = layout.chunk or self.n, replace(layout, chunk=None)
+        chunks = [(k, self._sub(k, min(k + size, self.n), inner)) for k in range(0, self.n, size)]
+        self._chunk_cache = (layout, chunks)
+        return chunks
+
+    def _sub(self, start: int, stop: int, layout: ProductLayout) -> StackedMLP:
+        """Members ``start:stop`` as a StackedMLP sharing this one's storage."""
+        sub = copy.copy(self)
+        sub.n = stop - start
+        sub.params = [p[start:stop] for p in self.params]
+        sub.grads = [g[start:stop] for g in self.grads]
+        sub.buffers = OrderedDict((k, b[start:stop]) for k, b in self.buffers.items())
+        sub.layers = [sub._affine(i) for i in range(self.spec.depth)]
+        sub.dropout = self.dropout[start:stop]
+        sub.use_dropout = any(p > 0 for p in sub.dropout)
+        sub._dropping = [n - start for n in self._dropping if start <= n < stop]
+        sub._generators = {n: self._generators[n + start] for n in sub._dropping}
+        sub._workspaces = OrderedDict()
+        sub._chunk_cache = None
+        sub.layout = layout
+        return sub
+
     def _weight_grads(self, i: int, gz: Tensor, x: Tensor, ws: Workspace) -> None:
         """dL/dW = dZ @ H^T and dL/db = sum_b dZ of layer ``i + 1`` into :attr:`grads`."""
         layer = self.layers[i]
         if i == 0:  # one GEMM for all members: [N*out, B] @ [B, in]
             torch.mm(gz.view(-1, ws.batch), x, out=layer.gw)
         else:
-            torch.bmm(gz, ws.ht[i - 1], out=layer.gw)
+            batched_layout.weight_grad(ws.layout, gz, ws.ht[i - 1], layer.gw)
         if layer.gb is not None:
             torch.sum(gz, 2, out=layer.gb)
 
@@ -466,7 +550,7 @@ class StackedMLP:
         if i == 0:
             layer.w.addmm_(gz.view(-1, ws.batch), x, alpha=alpha)
         else:
-            layer.w.baddbmm_(gz, ws.ht[i - 1], alpha=alpha)
+            batched_layout.fused_update(ws.layout, layer.w, gz, ws.ht[i - 1], alpha)
         if layer.bias is not None and layer.gb is not None:
             torch.sum(gz, 2, out=layer.gb)
             layer.bias.add_(layer.gb, alpha=alpha)

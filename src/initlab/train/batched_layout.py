@@ -1,0 +1,183 @@
+"""How the batched engine lays out its products, chosen by shape from a measurement.
+
+:class:`~initlab.train.batched_mlp.StackedMLP` keeps every activation feature-major,
+``[N, features, batch]``, and computes layer ``l > 1`` with three products per step:
+
+* forward ``Z = W @ H`` (``[N, out, in] @ [N, in, B]``);
+* input gradient ``dH = W^T @ dZ``;
+* weight gradient (or fused SGD update) ``dW = dZ @ H^T``.
+
+Two choices are open, and the best one depends on the shapes:
+
+1. **Gradient layout** (``grad_major``). ``dH = W^T @ dZ`` reads ``W`` transposed. With a
+   wide batch (``B = 128``) MKL runs it as fast as the other two products; with a narrow
+   one (``B = 10``) its transposed-weight kernel is the slowest product of the step. The
+   same numbers come out batch-major, ``dH^T = dZ^T @ W`` (what ``nn.Linear``'s backward
+   computes), which reads ``W`` in its own row order. ``"batch"`` stores the ``dL/dH``
+   buffers as ``[N, B, F]`` memory seen through ``[N, F, B]`` views, so the rest of the
+   engine is unchanged (element-wise kernels accept any strides).
+2. **Member batching** (``members``): one ``bmm`` over the ``N`` stacked members, or a
+   Python loop of ``N`` ``mm`` calls. A loop costs ~10 us of dispatch per member and
+   product; ``bmm`` costs nothing extra but MKL's batched kernel can pick a worse blocking
+   for thin matrices than its plain GEMM does.
+
+The measurement (``python benchmarks/bench_small_batch.py --products``: each product alone,
+five distinct weight tensors cycled so that weights come from memory as in training;
+GFLOP/s, 1 thread, B = 10, 1000 x 1000 weights; 2-core Xeon VM shared by seven engineers,
+2026-12-01 23:50 UTC, GEMM peak 102 GFLOP/s in that run):
+
+====  =======  ========  ======  =====  =====  ========  =======  ========
+N     fwd bmm  fwd loop  fwd bm  dH fm  dH bm  dH bm lp  upd bmm  upd loop
+====  =======  ========  ======  =====  =====  ========  =======  ========
+1     47       49        32      42     67     52        67       61
+3     29       22        19      17     20     19        24       22
+6     31       30        23      21     25     23        32       29
+12    34       31        24      22     26     25        33       30
+====  =======  ========  ======  =====  =====  ========  =======  ========
+
+(fwd: ``W @ H`` feature-major, as ``bmm`` or a member loop, or batch-major ``H^T @ W^T``;
+dH: ``W^T @ dZ`` feature-major or ``dZ^T @ W`` batch-major; upd: ``W += dZ @ H^T``.) So:
+
+* the input gradient is computed batch-major at small batches (1.2-1.6x the feature-major
+  product on its own; the issue that asked for this measured the feature-major forward at
+  16 GFLOP/s against 50-57 batch-major on a quieter host, which this run does not
+  reproduce for the forward, so the forward stays feature-major);
+* members stay batched in one ``bmm`` (the loop was slower or equal for every product at
+  every member count);
+* one member's weights (20 MB) ran each product 1.5-2x faster than three members' (60 MB
+  and more, no longer in cache between the forward and the backward pass), which suggests
+  training the members in chunks (``chunk``: a step over chunks of members whose weights
+  fit in cache). Whole training steps say otherwise (A/B, same process, same minibatch,
+  1024-1000x5-9 tanh, B = 10, N = 3, 01:07 UTC): 1 thread, batch-major and all members in
+  one pass 95.0 model-steps/s, in chunks of one 90.9, feature-major (the previous layout)
+  83.9; 2 threads: 17.0, 8.5 and 16.3 (the chunks' many small operations lose most to
+  OpenMP hand-offs on the shared cores). So the chosen layout is batch-major with all
+  members in one pass; ``chunk`` and ``members="looped"`` stay available (and tested) as
+  the measured alternatives.
+
+Wider batches (same run, 00:17 UTC, host loaded to 3x its cores): with 1000 x 1000 weights
+the batch-major input gradient is still the faster one (B = 32: 11-13 GFLOP/s against 6-7;
+B = 128: 21-27 against 14-20), while with the B1 network's 100 x 100 weights at B = 128 the
+two are equal (107 vs 112 at N = 3, 19 vs 19 at N = 30). So layers of at least
+:data:`WIDE` units use batch-major gradients at any batch size, and the narrow networks keep
+the feature-major layout they were tuned with (168-187 GFLOP/s in the B1 benchmark).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor
+
+from initlab.errors import InitlabError
+
+Major = Literal["feature", "batch"]
+MAJORS: tuple[str, ...] = get_args(Major)
+MemberMode = Literal["batched", "looped"]
+MEMBER_MODES: tuple[str, ...] = get_args(MemberMode)
+
+#: Largest minibatch for which dL/dH is computed batch-major whatever the widths (module
+#: docstring: measured at B = 10 and 32).
+SMALL_BATCH = 32
+
+#: Hidden width from which dL/dH is computed batch-major at any batch size (measured faster
+#: with 1000-unit layers at B = 32 and 128, equal with 100-unit layers at B = 128).
+WIDE = 512
+
+
+@dataclass(frozen=True)
+class ProductLayout:
+    """How the products of layers ``l > 1`` are computed (layer 1 is always one GEMM).
+
+    ``grad_major``: memory order of the back-propagated gradients dL/dH ("feature":
+    ``[N, F, B]``, computed as ``W^T @ dZ``; "batch": ``[N, B, F]`` memory, computed as
+    ``dZ^T @ W``). ``members``: one ``bmm`` over the members, or a loop of ``mm``.
+    ``chunk``: a training step runs forward and backward over at most this many members at
+    a time, so that their weights are still in cache when the backward pass reads them.
+    """
+
+    grad_major: Major = "feature"
+    members: MemberMode = "batched"
+    chunk: int | None = None  # members per pass (None: all in one pass)
+
+    def __post_init__(self) -> None:
+        if self.chunk is not None and self.chunk < 1:
+            raise InitlabError(f"chunk must be a positive number of members, got {self.chunk}")
+        if self.grad_major not in MAJORS:
+            raise InitlabError(f"grad_major must be one of {MAJORS}, got {self.grad_major!r}")
+        if self.members not in MEMBER_MODES:
+            raise InitlabError(f"members must be one of {MEMBER_MODES}, got {self.members!r}")
+
+
+def choose_layout(batch: int, members: int, widths: tuple[int, ...]) -> ProductLayout:
+    """The measured-best layout for a pass over ``batch`` samples (module docstring):
+    batch-major gradients for ``batch <= SMALL_BATCH`` or when a hidden layer has at least
+    ``WIDE`` units, else feature-major; all members in one pass, batched with ``bmm``
+    (a member loop and member chunks were never faster). ``members`` is an input because
+    the measurement covered 1-12 members; the choice does not depend on it.
+    """
+    del members  # measured: no effect on the best choice (module docstring)
+    wide = max(widths[1:-1], default=0) >= WIDE
+    return ProductLayout(grad_major="batch" if batch <= SMALL_BATCH or wide else "feature")
+
+
+def grad_buffer(
+    layout: ProductLayout, n: int, width: int, batch: int, device: torch.device
+) -> Tensor:
+    """An ``[n, width, batch]`` buffer for dL/dH, stored in the layout's memory order."""
+    if layout.grad_major == "batch":
+        return torch.empty(n, batch, width, device=device).transpose(1, 2)
+    return torch.empty(n, width, batch, device=device)
+
+
+def affine_forward(
+    layout: ProductLayout, w: Tensor, b: Tensor | None, h: Tensor, z: Tensor
+) -> None:
+    """``z = w @ h (+ b)``: ``w`` ``[N, out, in]``, ``h`` ``[N, in, B]``, ``b`` ``[N, out, 1]``."""
+    if layout.members == "looped":
+        for n in range(w.shape[0]):
+            if b is None:
+                torch.mm(w[n], h[n], out=z[n])
+            else:
+                torch.addmm(b[n], w[n], h[n], out=z[n])
+    elif b is None:
+        torch.bmm(w, h, out=z)
+    else:
+        torch.baddbmm(b, w, h, out=z)
+
+
+def input_grad(layout: ProductLayout, w: Tensor, gz: Tensor, gh: Tensor) -> None:
+    """``gh = w^T @ gz`` (dL/dH of the layer below), in ``gh``'s memory order: feature-major
+    as ``w^T @ gz``, batch-major as ``(gz^T @ w)`` written into ``gh^T``."""
+    if layout.grad_major == "batch":
+        gzt, ght = gz.transpose(1, 2), gh.transpose(1, 2)
+        if layout.members == "looped":
+            for n in range(w.shape[0]):
+                torch.mm(gzt[n], w[n], out=ght[n])
+        else:
+            torch.bmm(gzt, w, out=ght)
+    elif layout.members == "looped":
+        for n in range(w.shape[0]):
+            torch.mm(w[n].t(), gz[n], out=gh[n])
+    else:
+        torch.bmm(w.transpose(1, 2), gz, out=gh)
+
+
+def weight_grad(layout: ProductLayout, gz: Tensor, ht: Tensor, gw: Tensor) -> None:
+    """``gw = gz @ ht``: dL/dW from dL/dZ ``[N, out, B]`` and H^T ``[N, B, in]``."""
+    if layout.members == "looped":
+        for n in range(gz.shape[0]):
+            torch.mm(gz[n], ht[n], out=gw[n])
+    else:
+        torch.bmm(gz, ht, out=gw)
+
+
+def fused_update(layout: ProductLayout, w: Tensor, gz: Tensor, ht: Tensor, alpha: float) -> None:
+    """``w += alpha * gz @ ht`` (plain SGD inside the weight-gradient product)."""
+    if layout.members == "looped":
+        for n in range(w.shape[0]):
+            w[n].addmm_(gz[n], ht[n], alpha=alpha)
+    else:
+        w.baddbmm_(gz, ht, alpha=alpha)

@@ -1,0 +1,148 @@
+"""The engine's product layouts (feature- vs batch-major gradients, bmm vs a member loop)
+give the same numbers, and the layout is chosen by batch size as measured.
+
+Every layout computes the same sums in another order inside MKL, so results agree to float32
+rounding: atol 1e-6 / rtol 1e-5 after one step, 1e-5 / 1e-4 after 20 SGD steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from initlab.data.batches import minibatches
+from initlab.data.dataset import Dataset
+from initlab.errors import InitlabError
+from initlab.models.mlp import mlp
+from initlab.train.batched import fit_batched
+from initlab.train.batched_layout import SMALL_BATCH, ProductLayout, choose_layout
+from initlab.train.batched_mlp import StackedMLP
+
+WIDTHS = [24, 32, 32, 32, 6]
+LAYOUTS = [
+    ProductLayout(grad_major=g, members=m)
+    for g, m in itertools.product(("feature", "batch"), ("batched", "looped"))
+]
+
+
+def _members(n: int = 3, **kwargs: object) -> list[nn.Module]:
+    models = []
+    for i in range(n):
+        torch.manual_seed(10 + i)
+        models.append(mlp(WIDTHS, "tanh", **kwargs))  # type: ignore[arg-type]
+    return models
+
+
+def _data(n: int = 120) -> Dataset:
+    g = torch.Generator().manual_seed(3)
+    return Dataset(torch.randn(n, 24, generator=g), torch.randint(0, 6, (n,), generator=g), "r")
+
+
+def test_choice_follows_the_measurement() -> None:
+    assert choose_layout(10, 12, (1024, 1000, 9)).grad_major == "batch"
+    assert choose_layout(SMALL_BATCH, 3, (784, 100, 10)).grad_major == "batch"
+    assert choose_layout(128, 3, (784, 100, 10)).grad_major == "feature"
+    assert choose_layout(128, 3, (1024, 1000, 1000, 9)) == ProductLayout("batch", chunk=None)
+    assert choose_layout(10, 12, (1024, 1000, 1000, 9)).chunk is None  # chunks: slower
+    assert choose_layout(10, 6, (1024, 1000, 9)).members == "batched"
+    with pytest.raises(InitlabError, match="grad_major must be one of"):
+        ProductLayout(grad_major="column")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_every_layout_gives_the_same_step(batchnorm: bool) -> None:
+    models = _members(batchnorm=batchnorm, dropout=0.2)
+    data = _data(10)
+    outs = []
+    for layout in LAYOUTS:
+        stacked = StackedMLP(models[0].spec, models, dropout_seeds=[1, 2, 3], layout=layout)
+        loss, logits, _ = stacked.train_step(data.x, data.y)
+        ws = stacked.workspace(10, True, True)
+        assert ws.layout == layout
+        if layout.grad_major == "batch":  # the gradient buffers really are batch-major
+            assert ws.gh[0].transpose(1, 2).is_contiguous()
+        outs.append((loss.clone(), logits.clone(), [g.clone() for g in stacked.grads]))
+    ref_loss, ref_logits, ref_grads = outs[0]
+    for loss, logits, grads in outs[1:]:
+        torch.testing.assert_close(loss, ref_loss, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(logits, ref_logits, atol=1e-6, rtol=1e-5)
+        for g, ref in zip(grads, ref_grads, strict=True):
+            torch.testing.assert_close(g, ref, atol=1e-6, rtol=1e-5)
+
+
+def test_every_layout_trains_to_the_same_weights_with_fused_sgd() -> None:
+    data = _data()
+    lr = torch.tensor([0.05, 0.1, 0.2])
+    finals = []
+    for layout in LAYOUTS:
+        stacked = StackedMLP(_members()[0].spec, _members(), layout=layout)
+        for t in range(20):
+            idx = torch.arange(t * 6, t * 6 + 10) % len(data)
+            _, _, updated = stacked.train_step(data.x[idx], data.y[idx], sgd_lr=lr)
+            assert updated
+        finals.append([p.clone() for p in stacked.params])
+    for params in finals[1:]:
+        for p, ref in zip(params, finals[0], strict=True):
+            torch.testing.assert_close(p, ref, atol=1e-5, rtol=1e-4)
+
+
+def test_fit_batched_default_at_batch_10_equals_the_feature_major_layout() -> None:
+    """The default (batch-major at B = 10) against the feature-major layout, end to end."""
+    data = _data()
+    default = fit_batched(_members(2), data, lr=0.1, steps=15, batch_size=10)
+    stacked_default = StackedMLP(_members(2)[0].spec, _members(2))
+    assert stacked_default.workspace(10, True, True).layout.grad_major == "batch"
+    forced = StackedMLP(
+        _members(2)[0].spec, _members(2), layout=ProductLayout(grad_major="feature")
+    )
+    gen = torch.Generator().manual_seed(0)
+    for idx in minibatches(len(data), 10, steps=15, mode="replacement", generator=gen):
+        forced.train_step(data.x[idx], data.y[idx], sgd_lr=0.1)
+    for m in range(2):
+        state = default[m].final_state
+        for name, p in zip(forced.param_names, forced.params, strict=True):
+            torch.testing.assert_close(state[name], p[m], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_member_chunks_give_the_same_step_as_one_pass(batchnorm: bool) -> None:
+    """Chunks of 2 of 3 members (views of the ensemble's tensors), fused per-member SGD."""
+    data = _data(10)
+    lr = torch.tensor([0.05, 0.1, 0.2])
+    runs = []
+    for chunk in (None, 2, 1):
+        models = _members(batchnorm=batchnorm, dropout=0.2)
+        layout = ProductLayout(grad_major="batch", chunk=chunk)
+        stacked = StackedMLP(models[0].spec, models, dropout_seeds=[1, 2, 3], layout=layout)
+        for _ in range(3):
+            loss, logits, updated = stacked.train_step(data.x, data.y, sgd_lr=lr)
+            assert updated
+        runs.append((loss, logits.clone(), stacked.params, stacked.buffers))
+    for loss, logits, params, buffers in runs[1:]:
+        torch.testing.assert_close(loss, runs[0][0], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(logits, runs[0][1], atol=1e-6, rtol=1e-5)
+        for p, ref in zip(params, runs[0][2], strict=True):
+            torch.testing.assert_close(p, ref, atol=1e-6, rtol=1e-5)
+        for name, b in buffers.items():
+            torch.testing.assert_close(b, runs[0][3][name], atol=1e-6, rtol=1e-5)
+
+
+def test_a_diverging_member_in_a_chunk_is_not_updated_and_the_rest_are() -> None:
+    data = _data(10)
+    plain = StackedMLP(_members()[0].spec, _members(), layout=ProductLayout("batch"))
+    chunked = StackedMLP(_members()[0].spec, _members(), layout=ProductLayout("batch", chunk=2))
+    for stacked in (plain, chunked):
+        with torch.no_grad():
+            stacked.params[0][1].fill_(float("inf"))  # member 1's loss is NaN
+    loss, _, updated = plain.train_step(data.x, data.y, sgd_lr=0.1)
+    assert not updated and not torch.isfinite(loss[1])
+    before = [p.clone() for p in chunked.params]
+    loss_c, _, updated = chunked.train_step(data.x, data.y, sgd_lr=0.1)
+    assert updated and not torch.isfinite(loss_c[1])
+    for p, g, q, old in zip(plain.params, plain.grads, chunked.params, before, strict=True):
+        for m in (0, 2):  # what the optimizer's masked SGD step gives the live members
+            torch.testing.assert_close(q[m], p[m] - 0.1 * g[m], atol=1e-6, rtol=1e-5)
+        assert torch.equal(q[1], old[1])  # the diverging member stays as it was
