@@ -124,12 +124,17 @@ def choose_layout(batch: int, members: int, widths: tuple[int, ...]) -> ProductL
 
 
 def grad_buffer(
-    layout: ProductLayout, n: int, width: int, batch: int, device: torch.device
+    layout: ProductLayout,
+    n: int,
+    width: int,
+    batch: int,
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """An ``[n, width, batch]`` buffer for dL/dH, stored in the layout's memory order."""
     if layout.grad_major == "batch":
-        return torch.empty(n, batch, width, device=device).transpose(1, 2)
-    return torch.empty(n, width, batch, device=device)
+        return torch.empty(n, batch, width, device=device, dtype=dtype).transpose(1, 2)
+    return torch.empty(n, width, batch, device=device, dtype=dtype)
 
 
 def affine_forward(

@@ -193,7 +193,7 @@ class GlorotTable(GroupExperiment):
 
     name = "glorot-table"
     description = "D1: Table 1, test error by activation x init, lr chosen on validation"
-    cost = "7-23 min by host load (--set budget=paper: ~96 days)"
+    cost = "~15 min (7-23 min by host load; --set budget=paper: ~96 days)"
     source = f"{SOURCE}, Table 1"
     Config = GlorotTableConfig
     quick: ClassVar[dict[str, Any]] = {
