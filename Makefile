@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "initlab: installing initlab and PyTorch (pinned by constraints.txt) into $(VENV); the first time this downloads PyTorch and takes a few minutes..."
-	$(BIN)/python -m pip install --quiet --progress-bar on -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --progress-bar on -c constraints.txt -e '.[dev]'
 	@echo "initlab: $(VENV) is ready"
 	touch $(STAMP)
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from initlab.errors import InitlabError
 from initlab.experiments import run_experiment
@@ -83,3 +84,9 @@ def test_configs_and_costs(tmp_path: Path) -> None:
     assert estimated_seconds(big) > 3600  # GPU-sized on this CPU
     with pytest.raises(InitlabError, match="depths"):
         run_experiment("deep-signal", {"depths": [1]}, out_dir=tmp_path, progress=False)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_a_cuda_device_without_cuda_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(InitlabError, match="no CUDA device"):
+        run_experiment("deep-signal", {"device": "cuda"}, out_dir=tmp_path, progress=False)

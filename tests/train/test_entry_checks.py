@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from initlab import MLPSpec, fit, fit_batched, initialize, mlp
+from initlab import MLPSpec, diagnose, fit, fit_batched, fit_deep, initialize, mlp
 from initlab.data import Dataset
 from initlab.errors import InitlabError
 
@@ -47,6 +47,51 @@ CASES: list[tuple[str, Callable[[], Any], str]] = [
         lambda: fit_batched([("he_normal", 0)], (X, Y), spec=SPEC, steps=2, batch_size=0),
         "batch_size must be a positive",
     ),
+    (
+        "fit eval labels >= classes",
+        lambda: fit(_model(), (X, Y), steps=2, eval_data=(X, Y + 3), eval_every=1),
+        "eval_data has labels up to 5",
+    ),
+    (
+        "fit eval wrong width",
+        lambda: fit(_model(), (X, Y), steps=2, eval_data=(X[:, :7], Y), eval_every=1),
+        "has 7 values",
+    ),
+    (
+        "batched eval labels >= classes",
+        lambda: fit_batched(
+            [("he_normal", 0)], (X, Y), spec=SPEC, steps=2, eval_data=(X, Y + 3), eval_every=1
+        ),
+        "eval_data has labels up to 5",
+    ),
+    (
+        "deep labels >= classes",
+        lambda: fit_deep([("he_normal", 0)], (X, Y + 3), spec=SPEC, steps=2),
+        "the model has 3 outputs",
+    ),
+    (
+        "deep float labels",
+        lambda: fit_deep([("he_normal", 0)], (X, Y.float()), spec=SPEC, steps=2),
+        "integer class",
+    ),
+    (
+        "deep wrong width",
+        lambda: fit_deep([("he_normal", 0)], (X[:, :7], Y), spec=SPEC, steps=2),
+        "takes 10",
+    ),
+    (
+        "deep log_every 0",
+        lambda: fit_deep([("he_normal", 0)], (X, Y), spec=SPEC, steps=2, log_every=0),
+        "log_every must be a positive",
+    ),
+    (
+        "diagnose deep chain that fails",
+        lambda: diagnose(
+            torch.nn.Sequential(*[torch.nn.Linear(5 if i == 60 else 4, 4) for i in range(120)]),
+            torch.randn(8, 4),
+        ),
+        "the model failed on inputs of shape [8, 4]",
+    ),
 ]
 
 
@@ -65,3 +110,15 @@ def test_an_x_y_pair_trains_as_the_dataset_does() -> None:
     rb = fit(b, Dataset(X, Y, "blobs"), steps=5, batch_size=8, seed=3)
     assert ra.status == rb.status == "done"
     assert [r["train_loss"] for r in ra.history] == [r["train_loss"] for r in rb.history]
+
+
+def test_float64_members_keep_float64_batch_norm_statistics() -> None:
+    """Running statistics follow the members' precision (float32 rounding would undo the
+    float64 run the book-faithful batch-norm sweep asks for)."""
+    spec = MLPSpec((10, 8, 3), "relu", batchnorm=True)
+    result = fit_batched(
+        [("he_normal", 0)], (X.double(), Y), spec=spec, steps=3, dtype=torch.float64
+    )
+    state = result[0].final_state
+    running = [v for k, v in state.items() if k.endswith(("running_mean", "running_var"))]
+    assert running and all(v.dtype == torch.float64 for v in running)

@@ -96,7 +96,9 @@ def load_model_factory(spec: str) -> tuple[nn.Module, torch.Tensor, torch.Tensor
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
-        if err.name is not None and module_name.startswith(err.name):
+        if err.name is not None and (
+            module_name == err.name or module_name.startswith(err.name + ".")
+        ):
             raise InitlabError(
                 f"--model {spec}: cannot import {module_name!r}: no such module in {cwd} or on "
                 "the Python path"

@@ -54,7 +54,7 @@ def _os_line(err: OSError) -> str:
     reason = err.strerror or type(err).__name__
     if err.filename is None:
         return error_line(f"{reason}")
-    return error_line(f"cannot write {err.filename}: {reason}")
+    return error_line(f"{err.filename}: {reason}")
 
 
 def _say(line: str) -> None:

@@ -526,9 +526,17 @@ def diagnose(
     blocks = chain_blocks(model) if len(args) == 1 else None
     try:
         if blocks is not None and len(blocks) >= STREAM_FROM_LAYERS:
-            numbers, loss = diagnose_chain(
-                blocks, args[0], loss_of, _forward_numbers, _add_grad, progress
-            )
+            try:
+                numbers, loss = diagnose_chain(
+                    blocks, args[0], loss_of, _forward_numbers, _add_grad, progress
+                )
+            except InitlabError:
+                raise
+            except (RuntimeError, ValueError, TypeError, IndexError) as err:  # as _forward
+                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                raise InitlabError(
+                    f"the model failed on inputs of shape {list(args[0].shape)}: {first}"
+                ) from None
             layers = _judge(numbers)
         else:
             with torch.enable_grad():

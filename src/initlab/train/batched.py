@@ -237,6 +237,7 @@ def fit_batched(
         eval_data = as_dataset(eval_data, "eval_data")
         check_examples(eval_data, "eval_data")
         check_features(eval_data, spec.widths[0], "eval_data")
+        check_classes(eval_data, spec.widths[-1], "eval_data")
     if bn_eps is not None or dropout_mode is not None:
         spec = replace(
             spec,

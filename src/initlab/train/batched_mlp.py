@@ -111,6 +111,13 @@ class StepOutput(NamedTuple):
     updated: bool  # True when the SGD update was fused into the backward pass
 
 
+def _stacked_buffer(values: Sequence[Tensor], dtype: torch.dtype) -> Tensor:
+    """One buffer of every member, stacked; floating-point ones (batch norm's running
+    statistics) in the members' precision, counters (``num_batches_tracked``) as they are."""
+    stacked = torch.stack([v.detach().clone() for v in values]).contiguous()
+    return stacked.to(dtype) if stacked.is_floating_point() else stacked
+
+
 class StackedMLP:
     """``N`` members of one :class:`~initlab.models.MLPSpec`, trained by hand-written kernels.
 
@@ -159,7 +166,7 @@ class StackedMLP:
             ]
             buffers = [dict(m.named_buffers()) for m in members]
             self.buffers: OrderedDict[str, Tensor] = OrderedDict(
-                (name, torch.stack([b[name].detach().clone() for b in buffers]).contiguous())
+                (name, _stacked_buffer([b[name] for b in buffers], dtype))
                 for name, _ in self.reference.named_buffers()
             )
         self.device = self.params[0].device

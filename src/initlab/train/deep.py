@@ -56,6 +56,13 @@ from initlab.errors import InitlabError
 from initlab.models.mlp import MLP, MLPSpec, mlp
 from initlab.train.batched import MemberInit, build_members, member_values
 from initlab.train.batched_ops import activation_kernels, softmax_cross_entropy_
+from initlab.train.checks import (
+    as_dataset,
+    check_classes,
+    check_examples,
+    check_features,
+    check_positive,
+)
 from initlab.train.fit import progress_bar
 from initlab.train.memory import PeakMemory
 from initlab.train.result import TrainResult
@@ -414,13 +421,21 @@ def fit_deep(
         A :class:`DeepResult`: one :class:`TrainResult` per member (history rows as
         ``fit``'s), the buffer sizes and the measured peak memory (``result.memory``).
     """
-    if steps < 1 or batch_size < 1:
-        raise InitlabError(f"steps and batch_size must be positive, got {steps}, {batch_size}")
+    check_positive(steps=steps, batch_size=batch_size, log_every=log_every)
     if eval_every is not None and eval_every < 1:
         raise InitlabError(f"eval_every must be positive, got {eval_every}")
+    data = as_dataset(data)
+    check_examples(data)
     if not data.x.is_floating_point():
         raise InitlabError(f"training inputs must be floating point, got {data.x.dtype}")
     spec = _spec_of(spec, members)
+    check_features(data, spec.widths[0])
+    check_classes(data, spec.widths[-1])
+    if eval_data is not None:
+        eval_data = as_dataset(eval_data, "eval_data")
+        check_examples(eval_data, "eval_data")
+        check_features(eval_data, spec.widths[0], "eval_data")
+        check_classes(eval_data, spec.widths[-1], "eval_data")
     device, dtype = data.x.device, data.x.dtype
     net = DeepNet(spec, build_members(spec, members), device, dtype, checkpoint)
     n = net.n

@@ -275,6 +275,10 @@ def fit(
     if eval_data is not None:
         eval_data = as_dataset(eval_data, "eval_data")
         check_examples(eval_data, "eval_data")
+        if inputs is not None and eval_data.x.dim() == 2:
+            check_features(eval_data, inputs, "eval_data")
+        if isinstance(loss, str) and outputs is not None:
+            check_classes(eval_data, outputs, "eval_data")
     for what, value in (("log_every", log_every), ("eval_batch_size", eval_batch_size)):
         if value < 1:
             raise InitlabError(f"{what} must be a positive integer, got {value}")

@@ -52,6 +52,7 @@ from initlab.experiments.mnist_task import (
     load_split,
 )
 from initlab.experiments.registry import register
+from initlab.experiments.seeds import stream_seed
 from initlab.report.figures import FigureInfo, LinePanel, Series
 
 CHANCE = 0.1
@@ -128,9 +129,14 @@ class DeepSignal(GroupExperiment):
         if not config.depths or any(d < 2 for d in config.depths):
             raise InitlabError(f"depths must be numbers of layers >= 2, got {config.depths}")
         try:
-            torch.device(config.device)
+            device = torch.device(config.device)
         except RuntimeError as exc:
             raise InitlabError(f"unknown device {config.device!r}: {exc}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise InitlabError(
+                f"device {config.device!r}: this machine has no CUDA device (torch "
+                f"{torch.__version__}); use device=cpu"
+            )
 
     def plan(self, config: DeepSignalConfig, seed: int = 0) -> list[RunSpec]:
         if max(config.depths) >= 5000:
@@ -154,7 +160,7 @@ class DeepSignal(GroupExperiment):
                     "test_size": config.test_size,
                     "checkpoint": bool(config.checkpoint_from and depth >= config.checkpoint_from),
                     "jacobian": config.jacobian,
-                    "batch_seed": seed,
+                    "batch_seed": stream_seed(seed, "minibatches"),
                 }
                 runs.append(RunSpec(f"depth={depth}/{init}", spec, seed + i, f"depth={depth}"))
         return runs

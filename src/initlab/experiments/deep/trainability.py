@@ -51,6 +51,7 @@ from initlab.experiments.mnist_task import (
     train_group,
 )
 from initlab.experiments.registry import register
+from initlab.experiments.seeds import stream_seed
 from initlab.report.figures import FigureInfo, HeatmapPanel, Series
 
 BIAS_SEED_OFFSET = 0xB1A5  # a member's biases: seed + this (its weights: the seed itself)
@@ -174,7 +175,7 @@ class Trainability(GroupExperiment):
                     "steps": c.steps,
                     "batch_size": c.batch_size,
                     "train_eval_size": c.train_eval_size,
-                    "batch_seed": seed,
+                    "batch_seed": stream_seed(seed, "minibatches"),
                 }
                 key = f"depth={depth}/sigma_w2={w2:g}"
                 runs.append(RunSpec(key, spec, seed + i, group=f"depth={depth}"))

@@ -73,6 +73,7 @@ from initlab.experiments.pretrain.dbn_figures import (
     pretraining_figure,
 )
 from initlab.experiments.registry import register
+from initlab.experiments.seeds import stream_seed
 from initlab.models.mlp import MLPSpec
 from initlab.report.figures import FigureInfo, LinePanel, Series
 from initlab.train.optim import OPTIMIZER_NAMES
@@ -220,7 +221,7 @@ class DBN(GroupExperiment):
             "momentum": config.momentum,
             "epochs": s["epochs"],
             "batch_size": config.batch_size,
-            "batch_seed": seed,
+            "batch_seed": stream_seed(seed, "minibatches"),
         }
         rbm = {
             "rbm_epochs": s["rbm_epochs"],

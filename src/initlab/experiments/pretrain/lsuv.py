@@ -54,6 +54,7 @@ from initlab.experiments.mnist_task import (
     train_group,
 )
 from initlab.experiments.registry import register
+from initlab.experiments.seeds import stream_seed
 from initlab.models.mlp import MLPSpec
 from initlab.report.figures import FigureInfo, LinePanel, Series
 
@@ -197,7 +198,7 @@ class LSUV(GroupExperiment):
             "lr": config.lr,
             "momentum": config.momentum,
             "eval_every": config.eval_every,
-            "batch_seed": seed,
+            "batch_seed": stream_seed(seed, "minibatches"),
         }
         parts = {
             "mlp": {
