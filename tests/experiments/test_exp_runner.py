@@ -140,3 +140,37 @@ def test_changed_settings_are_new_runs_in_the_same_store(tmp_path: Path) -> None
     )
     assert len(first.executed) == 3
     assert second.executed == ["product/seed=2"]  # seeds 0, 1 and the curve are reused
+
+
+def test_results_are_written_one_process_after_another(tmp_path) -> None:
+    """The results lock serializes writers: a second holder waits until the first is done,
+    so the last process to finish its runs writes the whole summary."""
+    import threading
+    import time as clock
+
+    from initlab.experiments.runner import _results_lock
+
+    order: list[str] = []
+
+    def second() -> None:
+        with _results_lock(tmp_path):
+            order.append("second")
+
+    with _results_lock(tmp_path):
+        thread = threading.Thread(target=second)
+        thread.start()
+        clock.sleep(0.2)
+        order.append("first")
+    thread.join(5)
+    assert order == ["first", "second"]
+
+
+def test_figures_leave_no_temporary_files(tmp_path) -> None:
+    from initlab.report.figures import FigureInfo, LinePanel, Series
+    from initlab.report.render import render_figure
+
+    info = FigureInfo(
+        "curve", "a curve", [[LinePanel([Series([0, 1, 2], [1.0, 0.5, 0.25], "s")], "p")]]
+    )
+    paths = render_figure(info, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths.values())

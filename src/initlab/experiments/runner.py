@@ -324,6 +324,27 @@ def _results(
     return figures, paths, headline, verdicts, finished
 
 
+@contextmanager
+def _results_lock(exp_dir: Path) -> Iterator[None]:
+    """Hold ``OUT/NAME/.results.lock`` while figures and summary.json are made.
+
+    Every process stores its runs first and only then takes this lock to read the store and
+    write the results, so the processes write one after another and the last one to finish
+    its runs reads (and writes) them all. Without ``fcntl`` (Windows) there is no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Linux/macOS
+        yield
+        return
+    with open(exp_dir / ".results.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file, so readers never see half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -371,42 +392,43 @@ def run_experiment(
         # 3. figures, headline numbers, verdicts -> OUT/NAME/, from what the store holds; when
         # another process is still computing planned runs, they are marked partial, and drawn
         # again if those runs finished meanwhile (the last process to finish writes it whole)
-        for _ in range(PARTIAL_RETRIES):
-            data = load_experiment_data(store, name, plan)
-            figures, paths, headline, verdicts, finished = _results(
-                experiment, config, data, exp_dir
-            )
-            statuses = {run.key: run.status for run in data}
-            if finished == len(plan) or _statuses(store, name, plan) == statuses:
-                break
-    document = {
-        "experiment": name,
-        "description": experiment.description,
-        "source": experiment.source,
-        "cost": experiment.quick_cost if quick else experiment.cost,
-        "quick": quick,
-        "seed": seed,
-        "config": config_dict,
-        "config_help": field_help(experiment.Config),
-        "summary": _json_safe(headline),
-        "verdicts": verdicts,
-        "figures": [
-            {"name": info.name, "title": info.title, "caption": info.caption}
-            | {fmt: path.name for fmt, path in p.items()}
-            for info, p in zip(figures, paths, strict=True)
-        ],
-        "runs": {
-            "planned": len(plan),
-            "executed": len(executed),
-            "skipped": len(skipped),
-            "finished": finished,
-            "statuses": statuses,
-        },
-        "partial": finished < len(plan),
-        "provenance": provenance(seed, started, time.time()),
-    }
-    summary_path = exp_dir / SUMMARY_FILE
-    _write_atomic(summary_path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+        with _results_lock(exp_dir):
+            for _ in range(PARTIAL_RETRIES):
+                data = load_experiment_data(store, name, plan)
+                figures, paths, headline, verdicts, finished = _results(
+                    experiment, config, data, exp_dir
+                )
+                statuses = {run.key: run.status for run in data}
+                if finished == len(plan) or _statuses(store, name, plan) == statuses:
+                    break
+            document = {
+                "experiment": name,
+                "description": experiment.description,
+                "source": experiment.source,
+                "cost": experiment.quick_cost if quick else experiment.cost,
+                "quick": quick,
+                "seed": seed,
+                "config": config_dict,
+                "config_help": field_help(experiment.Config),
+                "summary": _json_safe(headline),
+                "verdicts": verdicts,
+                "figures": [
+                    {"name": info.name, "title": info.title, "caption": info.caption}
+                    | {fmt: path.name for fmt, path in p.items()}
+                    for info, p in zip(figures, paths, strict=True)
+                ],
+                "runs": {
+                    "planned": len(plan),
+                    "executed": len(executed),
+                    "skipped": len(skipped),
+                    "finished": finished,
+                    "statuses": statuses,
+                },
+                "partial": finished < len(plan),
+                "provenance": provenance(seed, started, time.time()),
+            }
+            summary_path = exp_dir / SUMMARY_FILE
+            _write_atomic(summary_path, json.dumps(document, indent=2, allow_nan=False) + "\n")
     return ExperimentResult(
         partial=finished < len(plan),
         name=name,

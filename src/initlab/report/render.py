@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -334,7 +335,11 @@ def render_figure(info: FigureInfo, out_dir: str | Path) -> dict[str, Path]:
         for fmt in FORMATS:
             path = out / f"{info.name}.{fmt}"
             metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {"Software": None}
-            fig.savefig(path, format=fmt, dpi=PNG_DPI, metadata=metadata)
+            # through a temporary file: a report (or another process drawing the same
+            # experiment) never reads half a figure
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            fig.savefig(tmp, format=fmt, dpi=PNG_DPI, metadata=metadata)
+            os.replace(tmp, path)
             paths[fmt] = path
     return paths
 
