@@ -26,6 +26,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "initlab.experiments.mnist.overfit",
     "initlab.experiments.mnist.ensemble",
     "initlab.experiments.mnist.lab09",
+    "initlab.experiments.search.random_search",
+    "initlab.experiments.search.bayes_search",
 )
 """Modules holding the built-in experiments, in the order ``initlab run --list`` shows them."""
 

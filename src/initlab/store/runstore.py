@@ -155,6 +155,11 @@ class RunStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def url(self) -> str:
+        """The store's full database URL (a SQLite file as ``sqlite:///PATH``)."""
+        return self._url.render_as_string(hide_password=False)
+
     def __repr__(self) -> str:
         return f"RunStore({self.address!r})"
 
