@@ -23,6 +23,15 @@ from initlab.experiments import (
 )
 from initlab.experiments.config import config_to_dict, field_help
 
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Run store: a file or a database URL, e.g. postgresql+psycopg://user@host/db "
+        "(default: OUT/runs.db). Figures and summaries still go to --out.",
+    ),
+]
+
 
 def _console() -> Console:
     """A console per command, so its width follows the terminal (or $COLUMNS) of the call."""
@@ -102,13 +111,20 @@ def run_command(
     show: Annotated[
         bool, typer.Option("--show", help="Print the settings with their defaults and exit.")
     ] = False,
+    store: StoreOption = None,
 ) -> None:
     """Run (or resume) one experiment; write its figures, summary.json, and print verdicts."""
     if show:
         show_settings(name)
         return
     result = run_experiment(
-        name, overrides=set or [], config_file=config, out_dir=out, seed=seed, quick=quick
+        name,
+        overrides=set or [],
+        config_file=config,
+        out_dir=out,
+        seed=seed,
+        quick=quick,
+        store=store,
     )
     print_result(result)
     _console().print(f"  report: initlab report {name} --out {out}")
@@ -122,7 +138,8 @@ def suite_command(
         bool, typer.Option("--quick/--full", help="Quick settings (default) or the full presets.")
     ] = True,
     seed: Annotated[int, typer.Option("--seed", help="Base seed of the runs.")] = 0,
+    store: StoreOption = None,
 ) -> None:
     """The classic lessons in a few minutes: run the suite, then build the HTML report."""
-    _, report = run_suite(out, quick=quick, seed=seed, on_done=print_result)
+    _, report = run_suite(out, quick=quick, seed=seed, on_done=print_result, store=store)
     typer.echo(f"report: {report}")

@@ -287,6 +287,7 @@ def run_experiment(
     seed: int = 0,
     quick: bool = False,
     progress: bool = True,
+    store: str | Path | None = None,
 ) -> ExperimentResult:
     """Run (or resume) the experiment ``name``, then write its figures and summary.json.
 
@@ -299,6 +300,9 @@ def run_experiment(
         seed: the base seed; run seeds derive from it.
         quick: apply the experiment's smoke-test overrides first (< 1 minute).
         progress: show rich progress bars (overall and per run).
+        store: the run store, a file or a database URL such as
+            ``postgresql+psycopg://user@host/db`` (None: ``OUT/runs.db``); figures and
+            summary.json are written to ``OUT/NAME/`` either way.
     """
     started = time.time()
     # 1. settings and plan
@@ -310,10 +314,11 @@ def run_experiment(
     exp_dir.mkdir(parents=True, exist_ok=True)
     config_dict = config_to_dict(config)
     # 2. the runs the store lacks, then everything planned read back from the store
-    with RunStore(Path(out_dir) / STORE_FILE) as store:
-        store.begin_experiment(name, {"config": config_dict, "seed": seed, "quick": quick})
-        executed, skipped = _execute_plan(store, experiment, plan, config, progress)
-        data = load_experiment_data(store, name, plan)
+    address = Path(out_dir) / STORE_FILE if store is None else store
+    with RunStore(address) as opened:
+        opened.begin_experiment(name, {"config": config_dict, "seed": seed, "quick": quick})
+        executed, skipped = _execute_plan(opened, experiment, plan, config, progress)
+        data = load_experiment_data(opened, name, plan)
     # 3. figures, headline numbers, verdicts -> OUT/NAME/
     figures = experiment.figures(config, data)
     paths = render_figures(figures, exp_dir)

@@ -51,7 +51,8 @@ def importances(space: SearchSpace, rows: Sequence[Mapping[str, Any]]) -> dict[s
         ]
     )
     try:
-        result = optuna.importance.get_param_importances(study)
+        evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+        result = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (RuntimeError, ValueError, ZeroDivisionError):
         return {}
     return {name: float(value) for name, value in result.items()}
