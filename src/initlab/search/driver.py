@@ -30,6 +30,7 @@ import math
 import multiprocessing as mp
 import socket
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,9 +38,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from initlab.errors import InitlabError
-from initlab.search.pruners import PrunerName, make_pruner
-from initlab.search.samplers import SamplerName, make_sampler, trial_seed
+from initlab.errors import InitlabError, check_choice
+from initlab.search.pruners import PRUNERS, PrunerName, make_pruner
+from initlab.search.samplers import SAMPLERS, SamplerName, grid_size, make_sampler, trial_seed
 from initlab.search.space import SearchSpace
 from initlab.search.storage import HEARTBEAT_INTERVAL, open_storage, open_study
 from initlab.search.task import SearchTask, TrialOutcome, TrialPlan
@@ -48,6 +49,7 @@ from initlab.store.owner import current_owner, owner_alive
 OWNER_ATTR = "initlab_owner"  # system attr: host:pid:start of the worker training the trial
 RETRY_ATTR = "initlab_retry_of"  # system attr: the number of the failed trial this repeats
 SURPLUS_ATTR = "initlab_surplus"  # system attr: asked beyond the budget, never trained
+RESULT_ATTR = "initlab_result"  # user attr: status, epochs and the per-epoch accuracies
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -81,6 +83,8 @@ class SearchSettings:
     timeout: float | None = None  # seconds; no new batch is started after it
 
     def __post_init__(self) -> None:
+        check_choice(self.sampler, SAMPLERS, "sampler")
+        check_choice(self.pruner, PRUNERS, "pruner")
         if self.trials < 1:
             raise InitlabError(f"trials must be positive, got {self.trials}")
         if self.batch < 0:
@@ -172,7 +176,9 @@ def _ask(study: optuna.Study, storage: Any, space: SearchSpace, k: int, seed: in
     owner = current_owner()
     trials = []
     for _ in range(k):
-        trial = study.ask(space.distributions())
+        with warnings.catch_warnings():  # heartbeats without study.optimize: on purpose
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+            trial = study.ask(space.distributions())
         storage.set_trial_system_attr(trial._trial_id, OWNER_ATTR, owner)
         storage.record_heartbeat(trial._trial_id)
         if "seed" not in trial.user_attrs:
@@ -218,21 +224,35 @@ class _BatchReporter:
         self.done, self.budget, self.epochs = done, budget, epochs
         self.seen = [0] * len(self.trials)
         self.best: float | None = None
+        self.pruning = True  # report intermediate values and ask the pruner
 
     def __call__(self, member: int, epoch: int, value: float) -> bool:
-        trial = self.trials[member]
-        trial.report(value, epoch)
         self.seen[member] = epoch
         self.heartbeat.beat(self.trials)
         live = sum(self.seen) / self.epochs
         self.progress(self.done + live, float(self.budget), self.best)
+        if not self.pruning:
+            return False
+        trial = self.trials[member]
+        trial.report(value, epoch)
         return bool(trial.should_prune())
 
 
 def _tell(study: optuna.Study, trial: Any, outcome: TrialOutcome) -> None:
-    trial.set_user_attr("status", outcome.status)
-    trial.set_user_attr("train_acc", outcome.train_acc)
-    trial.set_user_attr("epochs", outcome.epochs)
+    """Store the outcome: its curves in one user attribute, then the state.
+
+    The per-epoch validation accuracies go to Optuna's intermediate values only when a
+    pruner reads them (one commit per member and epoch); the curves are always in the
+    :data:`RESULT_ATTR` attribute, in one commit."""
+    trial.set_user_attr(
+        RESULT_ATTR,
+        {
+            "status": outcome.status,
+            "epochs": outcome.epochs,
+            "valid_acc": outcome.valid_acc,
+            "train_acc": outcome.train_acc,
+        },
+    )
     if outcome.status == "complete":
         study.tell(trial, outcome.value)
     else:  # pruned by the pruner, or diverged (NaN/Inf, frozen by the engine): stopped early
@@ -255,6 +275,8 @@ def run_worker(
     report = WorkerReport()
     started = time.monotonic()
     budget = settings.trials
+    if settings.sampler == "grid":  # every point once
+        budget = min(budget, grid_size(space, settings.grid_points))
     heartbeat = _Heartbeat(storage, HEARTBEAT_INTERVAL / 2)
     while True:
         # 1. what is left
@@ -282,6 +304,7 @@ def run_worker(
         plans = [TrialPlan(t.number, dict(t.params), int(t.user_attrs["seed"])) for t in trials]
         on_epoch = _BatchReporter(trials, heartbeat, progress, done, budget, task.epochs)
         on_epoch.best = best_value(study)
+        on_epoch.pruning = settings.pruner != "none"
         try:
             outcomes = task.train_batched(plans, on_epoch)
         except BaseException:
@@ -364,16 +387,19 @@ def study_trials(study: optuna.Study) -> list[dict[str, Any]]:
     """The finished trials as plain rows: number, state, value, params, curves, seed."""
     rows = []
     for t in finished_trials(study):
-        curve = [t.intermediate_values[e] for e in sorted(t.intermediate_values)]
+        result = t.user_attrs.get(RESULT_ATTR, {})
+        curve = result.get("valid_acc")
+        if curve is None:
+            curve = [t.intermediate_values[e] for e in sorted(t.intermediate_values)]
         rows.append(
             {
                 "number": t.number,
-                "state": t.user_attrs.get("status", t.state.name.lower()),
+                "state": result.get("status", t.state.name.lower()),
                 "value": t.value if t.value is not None else (curve[-1] if curve else 0.0),
                 "params": dict(t.params),
                 "seed": t.user_attrs.get("seed"),
-                "valid_acc": curve,
-                "train_acc": list(t.user_attrs.get("train_acc", [])),
+                "valid_acc": list(curve),
+                "train_acc": list(result.get("train_acc", [])),
             }
         )
     return rows

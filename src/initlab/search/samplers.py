@@ -50,7 +50,23 @@ def make_sampler(
         return optuna.samplers.TPESampler(
             seed=seed, n_startup_trials=n_startup, constant_liar=True, multivariate=True
         )
-    return optuna.samplers.GridSampler(space.grid(grid_points), seed=seed)
+    return AskTellGridSampler(space.grid(grid_points), seed=seed)
+
+
+class AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its ``study.stop()`` once the grid is used up (which
+    only works inside ``study.optimize``); the driver stops at the grid's size instead."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        return None
+
+
+def grid_size(space: SearchSpace, grid_points: int) -> int:
+    """How many points the grid of ``space`` has."""
+    size = 1
+    for values in space.grid(grid_points).values():
+        size *= len(values)
+    return size
 
 
 class TrialSeededRandomSampler(optuna.samplers.BaseSampler):

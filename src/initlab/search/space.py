@@ -109,6 +109,7 @@ class Param:
         lo, hi = (math.log(self.low), math.log(self.high)) if self.is_log else (self.low, self.high)
         values = [lo + (hi - lo) * i / max(points - 1, 1) for i in range(points)]
         values = [math.exp(v) for v in values] if self.is_log else values
+        values = [min(max(v, self.low), self.high) for v in values]  # exact ends
         if self.kind == "int":
             return sorted({round(v) for v in values})
         return values

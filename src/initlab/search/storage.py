@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import (
     ArgumentError,
@@ -107,7 +107,7 @@ def open_storage(address: str | Path, *, heartbeat: int = HEARTBEAT_INTERVAL) ->
     check_reachable(url)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
-        return optuna.storages.RDBStorage(
+        storage = optuna.storages.RDBStorage(
             url.render_as_string(hide_password=False),
             engine_kwargs=_engine_kwargs(url),
             heartbeat_interval=heartbeat,
@@ -115,6 +115,27 @@ def open_storage(address: str | Path, *, heartbeat: int = HEARTBEAT_INTERVAL) ->
         )
     except (SQLAlchemyError, RuntimeError, ValueError) as err:
         raise InitlabError(f"study storage {display_url(url)}: {_reason(err)}") from None
+    if sqlite_file(url) is not None:
+        _sqlite_pragmas(storage.engine)
+    return storage
+
+
+def _sqlite_pragmas(engine: Any) -> None:
+    """The run store's SQLite settings on Optuna's engine: write-ahead logging and
+    ``synchronous=NORMAL`` (a commit survives a killed process; only a power cut may lose
+    the last ones). Optuna's default (a full fsync per commit) made its ~10 commits per
+    trial cost 14 ms each here, more than training the trial."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    engine.dispose()  # connections opened before the hook get the settings when reopened
 
 
 def study_names(storage: Any) -> list[str]:
