@@ -357,10 +357,16 @@ def _worker_process(job: SearchJob) -> None:
 
 
 def run_search(
-    job: SearchJob, *, workers: int = 1, progress: ProgressFn = _no_progress
+    job: SearchJob,
+    *,
+    workers: int = 1,
+    progress: ProgressFn = _no_progress,
+    wait: bool = False,
 ) -> tuple[optuna.Study, WorkerReport]:
     """Run (or resume) a search with ``workers`` processes on this machine: this one and
-    ``workers - 1`` spawned ones. Returns the study and this process's report."""
+    ``workers - 1`` spawned ones. ``wait``: when nothing is left to ask, also wait for the
+    trials other workers (elsewhere) are still training. Returns the study and this
+    process's report."""
     from initlab.experiments.common import single_thread
 
     if workers < 1:
@@ -380,7 +386,27 @@ def run_search(
     failed = [p.exitcode for p in others if p.exitcode != 0]
     if failed:
         raise InitlabError(f"{len(failed)} worker process(es) failed (exit codes {failed})")
+    if wait:
+        wait_for_others(study, storage, job.settings.trials)
+        state = counts(study)
+        if state["WAITING"] and state["COMPLETE"] + state["PRUNED"] < job.settings.trials:
+            with single_thread():  # trials reclaimed while waiting: train them here
+                more = run_worker(study, storage, task, space, job.settings, progress)
+            report.finished += more.finished
+            report.reclaimed += more.reclaimed
     return study, report
+
+
+def wait_for_others(study: optuna.Study, storage: Any, trials: int, poll: float = 2.0) -> None:
+    """Wait until the study has ``trials`` finished trials while other workers still run
+    some (trials of workers that die meanwhile are reclaimed and trained here)."""
+    while True:
+        state = counts(study)
+        if state["COMPLETE"] + state["PRUNED"] >= trials or state["RUNNING"] == 0:
+            return
+        time.sleep(poll)
+        if reclaim_abandoned(study, storage):
+            return
 
 
 def study_trials(study: optuna.Study) -> list[dict[str, Any]]:

@@ -199,11 +199,12 @@ def execute_search(
     if recorder.store_url is None:
         raise InitlabError("a search runs inside a run store (run it with initlab run)")
     job = search_job(spec, seed, recorder.store_url)
-    study, _ = run_search(job, progress=lambda done, total, best: progress(done, total))
+    study, _ = run_search(job, progress=lambda done, total, best: progress(done, total), wait=True)
     rows = study_trials(study)[: spec["trials"]]
     task = build_task(**job.task_args)
     space = SearchSpace.from_dict(spec["space"])
-    best = max((r for r in rows if r["state"] == "complete"), key=lambda r: r["value"])
+    complete = [r for r in rows if r["state"] == "complete"] or rows  # all pruned: the best
+    best = max(complete, key=lambda r: r["value"])
     test = load_split(spec["dataset"], "test", spec["test_size"])
     test_acc = task.test_accuracy(best["params"], best["seed"], test)
     _store_trials(recorder, rows, space, spec["epochs"])
