@@ -25,14 +25,11 @@ def _load() -> ModuleType:
 
 
 def test_batched_and_one_by_one_agree_and_the_script_prints_its_lines(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     bench = _load()
-    row = bench.measure(6, 2, True, tmp_path)
-    assert row["trials"] == 6 and row["max_diff"] <= bench.ONE_IMAGE
-    assert row["search_s"] > 0 and row["loop_s"] > 0 and row["batched_s"] > 0
-    assert bench.main(["--trials", "4", "--epochs", "2", "--synthetic", "--experiment"]) == 0
+    assert bench.main(["--trials", "4", "--epochs", "1", "--synthetic", "--experiment"]) == 0
     out = capsys.readouterr().out
     assert "speedup, search vs one by one" in out and "speedup, training only" in out
     assert "equal within float rounding (<= one image): True" in out
-    assert "whole C1 experiment" in out
+    assert "whole C1 experiment" in out and "4 trials x 1 epochs on synthetic data" in out

@@ -62,6 +62,7 @@ def _search(storage: str, trials: int, batch: int, barrier: Any = None) -> None:
 
 def test_kill_9_then_resume_loses_and_repeats_no_finished_trial(database: str) -> None:
     trials = 40
+    open_storage(database)  # the tables exist before the worker and the polling start
     proc = CTX.Process(target=_search, args=(database, trials, 2))
     proc.start()
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from initlab.errors import InitlabError
 from initlab.search.space import SearchSpace
 from initlab.store.engine import display_url, resolve_url, sqlite_file
 
+CREATE_ATTEMPTS = 4  # tries to open (and create) the tables when workers start together
 CONNECT_TIMEOUT = 5  # seconds an unreachable server gets before we give up
 SQLITE_TIMEOUT = 60.0  # seconds a SQLite writer waits for another writer's lock
 HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
@@ -106,15 +108,21 @@ def open_storage(address: str | Path, *, heartbeat: int = HEARTBEAT_INTERVAL) ->
     url = storage_url(address)
     check_reachable(url)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    try:
-        storage = optuna.storages.RDBStorage(
-            url.render_as_string(hide_password=False),
-            engine_kwargs=_engine_kwargs(url),
-            heartbeat_interval=heartbeat,
-            grace_period=max(GRACE_PERIOD, 2 * heartbeat),
-        )
-    except (SQLAlchemyError, RuntimeError, ValueError) as err:
-        raise InitlabError(f"study storage {display_url(url)}: {_reason(err)}") from None
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            storage = optuna.storages.RDBStorage(
+                url.render_as_string(hide_password=False),
+                engine_kwargs=_engine_kwargs(url),
+                heartbeat_interval=heartbeat,
+                grace_period=max(GRACE_PERIOD, 2 * heartbeat),
+            )
+            break
+        except (SQLAlchemyError, RuntimeError, ValueError) as err:
+            # workers that start together on a fresh server database race to create
+            # Optuna's tables; the loser's CREATE fails, and its next try finds them
+            if attempt == CREATE_ATTEMPTS - 1:
+                raise InitlabError(f"study storage {display_url(url)}: {_reason(err)}") from None
+            time.sleep(0.5 * (attempt + 1))
     if sqlite_file(url) is not None:
         _sqlite_pragmas(storage.engine)
     return storage
