@@ -30,6 +30,6 @@ def test_batched_and_one_by_one_agree_and_the_script_prints_its_lines(
     bench = _load()
     assert bench.main(["--trials", "4", "--epochs", "1", "--synthetic", "--experiment"]) == 0
     out = capsys.readouterr().out
-    assert "speedup, search vs one by one" in out and "speedup, training only" in out
+    assert "speedup, search vs one by one" in out and "speedup in CPU time" in out
     assert "equal within float rounding (<= one image): True" in out
     assert "whole C1 experiment" in out and "4 trials x 1 epochs on synthetic data" in out
