@@ -13,9 +13,10 @@ from typing import Any
 import optuna
 import pytest
 from optuna.trial import TrialState
+from search_helpers import make_job
 
-from conftest import make_job
 from initlab.errors import InitlabError
+from initlab.search import driver
 from initlab.search.driver import (
     OWNER_ATTR,
     RESULT_ATTR,
@@ -60,7 +61,12 @@ def _search(storage: str, trials: int, batch: int, barrier: Any = None) -> None:
     run_search(make_job(storage, trials=trials, batch=batch))
 
 
-def test_kill_9_then_resume_loses_and_repeats_no_finished_trial(database: str) -> None:
+def test_kill_9_then_resume_loses_and_repeats_no_finished_trial(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the kill may land between creating a trial and tagging it with its worker (two
+    # commits); such a trial is taken over once it is UNTAGGED_GRACE seconds old
+    monkeypatch.setattr(driver, "UNTAGGED_GRACE", 0.5)
     trials = 40
     open_storage(database)  # the tables exist before the worker and the polling start
     proc = CTX.Process(target=_search, args=(database, trials, 2))
@@ -74,10 +80,12 @@ def test_kill_9_then_resume_loses_and_repeats_no_finished_trial(database: str) -
             except (InitlabError, KeyError):  # storage or study not created yet
                 done = 0
     finally:
-        os.kill(proc.pid, signal.SIGKILL)
+        if proc.is_alive():
+            os.kill(proc.pid, signal.SIGKILL)
         proc.join(30)
     before = _finished(database)
     assert 6 <= len(before) < trials, "the search should be killed half-way"
+    time.sleep(0.6)
     study, report = run_search(make_job(database, trials=trials, batch=trials))  # resume
     after = _finished(database)
     assert len(after) == trials

@@ -63,7 +63,9 @@ def _preset(name: str, overrides: list[str], config: Path | None, quick: bool) -
     return experiment, resolve_config(experiment, overrides, config, quick)
 
 
-def _main_run(experiment: Any, config: Any, seed: int, sampler: str | None, pruner: str | None):
+def _main_run(
+    experiment: Any, config: Any, seed: int, sampler: str | None, pruner: str | None
+) -> dict[str, Any]:
     """The preset's main search (C1: its sampler; C2: TPE), with --sampler / --pruner."""
     from initlab.experiments.search.common import search_spec, study_name
 
@@ -241,6 +243,7 @@ def list_command(storage: StorageOption = None) -> None:
     """The studies of a storage: trials per state, best value."""
     import optuna
 
+    from initlab.search.driver import best_value, counts
     from initlab.search.storage import SETUP_ATTR, open_storage
 
     opened = open_storage(_storage(storage))
@@ -249,8 +252,6 @@ def list_command(storage: StorageOption = None) -> None:
         table.add_column(column, justify="left" if column in ("study", "sampler") else "right")
     for summary in optuna.get_all_study_summaries(opened, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=opened)
-        from initlab.search.driver import best_value, counts
-
         state = counts(study)
         best = best_value(study)
         setup = study.user_attrs.get(SETUP_ATTR, {})

@@ -50,6 +50,7 @@ OWNER_ATTR = "initlab_owner"  # system attr: host:pid:start of the worker traini
 RETRY_ATTR = "initlab_retry_of"  # system attr: the number of the failed trial this repeats
 SURPLUS_ATTR = "initlab_surplus"  # system attr: asked beyond the budget, never trained
 RESULT_ATTR = "initlab_result"  # user attr: status, epochs and the per-epoch accuracies
+UNTAGGED_GRACE = 30.0  # seconds after which a running trial without an owner is abandoned
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -159,14 +160,20 @@ def reclaim_abandoned(study: optuna.Study, storage: Any) -> int:
     """Fail the running trials whose worker is gone and queue them again; return how many.
 
     A worker on this host is gone when its process is (checked at once); a worker on
-    another host when its heartbeat is older than the storage's grace period."""
+    another host when its heartbeat is older than the storage's grace period. A trial
+    with no owner tag was left by a worker killed between creating it and tagging it (two
+    commits); it is abandoned once it is :data:`UNTAGGED_GRACE` seconds old."""
     host, now, reclaimed = socket.gethostname(), time.time(), 0
     stale_ids = set(storage._get_stale_trial_ids(study._study_id))
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = str(trial.system_attrs.get(OWNER_ATTR, ""))
-        same_host = owner.rsplit(":", 2)[0] == host
-        dead_here = same_host and not owner_alive(owner, now, now, math.inf)
-        if (dead_here or trial._trial_id in stale_ids) and _fail(storage, study, trial, True):
+        if owner:
+            same_host = owner.rsplit(":", 2)[0] == host
+            gone = same_host and not owner_alive(owner, now, now, math.inf)
+        else:
+            started = trial.datetime_start.timestamp() if trial.datetime_start else now
+            gone = now - started > UNTAGGED_GRACE
+        if (gone or trial._trial_id in stale_ids) and _fail(storage, study, trial, True):
             reclaimed += 1
     return reclaimed
 
@@ -234,7 +241,10 @@ class _BatchReporter:
         if not self.pruning:
             return False
         trial = self.trials[member]
-        trial.report(value, epoch)
+        try:
+            trial.report(value, epoch)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return True  # another worker took it over as abandoned: stop training it
         return bool(trial.should_prune())
 
 
@@ -312,7 +322,10 @@ def run_worker(
                 _fail(storage, study, study._storage.get_trial(trial._trial_id), True)
             raise
         for trial, outcome in zip(trials, outcomes, strict=True):
-            _tell(study, trial, outcome)
+            try:
+                _tell(study, trial, outcome)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # taken over as abandoned by another worker, which trains its copy
             report.finished += 1
 
 
