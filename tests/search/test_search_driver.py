@@ -175,3 +175,32 @@ def test_a_study_name_with_another_space_is_refused_and_left_alone(tmp_path: Any
     with pytest.raises(InitlabError, match="unknown sampler 'bayes'; valid: random, tpe, grid"):
         make_job(path, sampler="bayes")
     assert math.isfinite(study.best_value)
+
+
+def test_ctrl_c_fails_the_batch_and_queues_it_again(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = make_job(str(tmp_path / "runs.db"), trials=6, batch=3)
+    study, storage, space = job.open()
+    task = job.task_factory(**job.task_args)
+    real = type(task).train_batched
+    calls = {"n": 0}
+
+    def interrupted(self: Any, plans: Any, report: Any = None) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # Ctrl-C during the second batch
+            raise KeyboardInterrupt
+        return real(self, plans, report)
+
+    monkeypatch.setattr(type(task), "train_batched", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        driver.run_worker(study, storage, task, space, job.settings)
+    states = [t.state for t in study.get_trials()]
+    assert states.count(TrialState.COMPLETE) == 3 and states.count(TrialState.FAIL) == 3
+    assert states.count(TrialState.WAITING) == 3  # the interrupted batch, queued again
+    monkeypatch.setattr(type(task), "train_batched", real)
+    report = driver.run_worker(study, storage, task, space, job.settings)  # resume
+    assert report.finished == 3 and len(finished_trials(study)) == 6
+    failed = {t.number: t.params for t in study.get_trials(states=(TrialState.FAIL,))}
+    retried = {t.system_attrs[RETRY_ATTR]: t.params for t in finished_trials(study)[3:]}
+    assert retried == failed
