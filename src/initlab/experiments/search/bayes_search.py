@@ -71,7 +71,7 @@ class BayesSearch(Experiment):
 
     name = "bayes-search"
     description = "C2: TPE with pruning vs random search at equal budget, over seeds"
-    cost = "~3 min"
+    cost = "~10 min"
     source = (
         "Bergstra et al., Algorithms for Hyper-Parameter Optimization (NeurIPS 2011); "
         "Saito, Deep Learning from Scratch (2016), sec. 6.5"

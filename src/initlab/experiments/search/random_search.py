@@ -60,7 +60,7 @@ class RandomSearch(Experiment):
 
     name = "random-search"
     description = "C1: random search of lr and weight decay on a log scale, best 20 curves"
-    cost = "~1 min"
+    cost = "~70 s"
     source = "Saito, Deep Learning from Scratch (2016), sec. 6.5: hyperparameter_optimization.py"
     Config = RandomSearchConfig
     quick: ClassVar[dict[str, Any]] = {"trials": 40, "epochs": 20, "test_size": 2000}
