@@ -7,9 +7,12 @@ STAMP  := $(VENV)/.installed
 .PHONY: setup demo test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "initlab: creating $(VENV) (first run only)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@echo "initlab: installing initlab and PyTorch (pinned by constraints.txt) into $(VENV); the first time this downloads PyTorch and takes a few minutes..."
+	$(BIN)/python -m pip install --quiet --progress-bar on -c constraints.txt -e '.[dev]'
+	@echo "initlab: $(VENV) is ready"
 	touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install initlab with its dev tools

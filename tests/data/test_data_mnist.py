@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from initlab.data import download, mnist
+from initlab.data import cache, download, mnist
 from initlab.data.download import FetchError
 from initlab.data.idx import idx_bytes, idx_sha256, write_idx
 from initlab.data.mnist import fetch_mnist, load_mnist
@@ -309,3 +309,23 @@ def test_pickle_floats_must_be_exact_multiples_of_one_256th(tiny, tmp_path) -> N
     pkl.write_bytes(gzip.compress(pickle.dumps(splits, protocol=4)))
     with pytest.raises(FetchError, match="byte/256"):
         mnist.read_mnist_pickle(pkl, sha256=None)
+
+
+def test_cache_replaced_with_its_manifest_fails_on_the_package_digests(
+    tiny, offline, tmp_path
+) -> None:
+    """An all-zero MNIST written with a manifest that matches it (sha256 and size) is
+    refused: the content is checked against the official digests held in the package."""
+    fetch_mnist(source=_idx_folder(tmp_path / "mine", tiny), progress=False)
+    folder = tmp_path / "cache" / "mnist"
+    zeros = {key: np.zeros_like(value) for key, value in tiny.items()}
+    cache.save_arrays(folder, "mnist", zeros, {"dataset": "mnist", "source": "forged"})
+    for split in ("test", "train"):
+        with pytest.raises(InitlabError) as err:
+            load_mnist(split)
+        msg = str(err.value)
+        assert str(folder / "mnist.npz") in msg and "\n" not in msg
+        file = "t10k-images-idx3-ubyte" if split == "test" else "train-images-idx3-ubyte"
+        assert f"not the official {file}" in msg and "initlab data fetch mnist" in msg
+    status = mnist.mnist_cache_status()
+    assert not status.ok and "not the official" in str(status.problem)

@@ -201,13 +201,18 @@ def test_b3_batch_norm_learns_at_small_weight_scales_and_plain_does_not(tmp_path
 
 
 def test_b4_weight_decay_and_dropout_shrink_the_train_test_gap(tmp_path: Path) -> None:
-    settings = ["dataset=synthetic", "hidden=[32, 32, 32, 32, 32, 32]", "epochs=150"]
+    settings = [
+        "dataset=synthetic",
+        "hidden=[32, 32, 32, 32, 32, 32]",
+        "epochs=150",
+        "dropout_epochs=150",
+    ]
     result = run_experiment("overfit", settings, out_dir=tmp_path, progress=False)
     rows = result.summary["variants"]
     plain = rows["plain"]
     assert plain["train_acc"] > 0.8 and plain["gap"] > 0.1  # memorizes 300 noisy images
-    for variant in ("weight_decay", "dropout"):
-        assert rows[variant]["gap"] < plain["gap"] - 0.05, (variant, rows)
+    for variant in ("weight_decay", "dropout"):  # each cuts the gap by a quarter or more
+        assert rows[variant]["gap"] < 0.75 * plain["gap"], (variant, rows)
     assert sum("shrinks the train/test gap" in v for v in result.verdicts) == 2
 
 

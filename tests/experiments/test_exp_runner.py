@@ -124,8 +124,10 @@ def test_interrupted_experiment_resumes_and_computes_only_what_is_missing(
         "planned": 5,
         "executed": 1,
         "skipped": 4,
+        "finished": 5,
         "statuses": {k: "done" for k in [*result.skipped, *result.executed]},
     }
+    assert doc["partial"] is False
     assert doc["summary"]["seeds"] == 4
 
 

@@ -17,6 +17,9 @@ def test_list_shows_every_scheme_with_options() -> None:
         assert scheme.name in result.output
     assert "std=1.0, mean=0.0" in result.output
     assert "cut at [a, b] std" in result.output  # rich markup is escaped
+    for source in ("JAX glorot_normal", "Keras HeNormal", "JAX lecun_normal", "Martens 2010"):
+        assert source in result.output  # the JAX/Keras truncated forms and sparse, with sources
+    assert "fan_geo_avg" in result.output
 
 
 def test_show_prints_options_and_formula() -> None:

@@ -100,6 +100,32 @@ def _check_lecun_uniform() -> None:
     _uniform(_draw("lecun_uniform"), math.sqrt(3 / 500))
 
 
+def _truncated(w: torch.Tensor, std: float) -> None:
+    """Variance std^2 after the cut at 2 parent stds (parent std = std / 0.8796)."""
+    _moments(w, std)
+    assert 1.99 * std / TRUNCATED_NORMAL_STD < w.abs().max().item()
+    assert w.abs().max().item() <= 2 * std / TRUNCATED_NORMAL_STD * (1 + 1e-6)
+
+
+def _check_glorot_truncated_normal() -> None:
+    _truncated(_draw("glorot_truncated_normal", gain=2.0), 2.0 * math.sqrt(2 / 1500))
+
+
+def _check_he_truncated_normal() -> None:
+    w = _draw("he_truncated_normal", mode="fan_out", negative_slope=0.1)
+    _truncated(w, math.sqrt(2 / (1.01 * 1000)))
+
+
+def _check_lecun_truncated_normal() -> None:
+    _truncated(_draw("lecun_truncated_normal"), math.sqrt(1 / 500))
+
+
+def _check_sparse() -> None:
+    w = _draw("sparse", sparsity=0.25, std=0.5)
+    assert ((w == 0).sum(dim=0) == 250).all()  # ceil(0.25 * 1000) zeros in every column
+    _moments(w[w != 0], 0.5)
+
+
 def _check_variance_scaling() -> None:
     w = _draw("variance_scaling", scale=3.0, mode="fan_avg", distribution="truncated_normal")
     _moments(w, math.sqrt(3 / 750))
@@ -135,6 +161,16 @@ def _check_delta_orthogonal() -> None:
 def _check_critical() -> None:
     sigma_w2, _ = critical_point(0.2)
     _moments(_draw("critical", sigma_b2=0.2), math.sqrt(sigma_w2 / 500))
+
+
+def _check_critical_orthogonal() -> None:
+    sigma_w2, _ = critical_point(0.2)
+    w = _draw("critical_orthogonal", shape=(500, 500), sigma_b2=0.2)
+    assert torch.allclose(w @ w.T, sigma_w2 * torch.eye(500), atol=1e-4)
+    k = _draw("critical_orthogonal", shape=(64, 32, 3, 3), sigma_b2=0.2)  # delta-orthogonal
+    h = k[:, :, 1, 1]
+    assert torch.allclose(h.T @ h, sigma_w2 * torch.eye(32), atol=1e-4)
+    assert torch.count_nonzero(k).item() == torch.count_nonzero(h).item()
 
 
 FORMULA_CHECKS: dict[str, Callable[[], None]] = {

@@ -13,8 +13,9 @@ from initlab.models import mlp
 BUILTIN = [
     "zeros", "constant", "normal", "uniform", "truncated_normal", "standard",
     "xavier_normal", "xavier_uniform", "he_normal", "he_uniform", "lecun_normal",
-    "lecun_uniform", "variance_scaling", "orthogonal", "identity", "dirac",
-    "delta_orthogonal", "critical",
+    "lecun_uniform", "glorot_truncated_normal", "he_truncated_normal", "lecun_truncated_normal",
+    "variance_scaling", "orthogonal", "identity", "sparse", "dirac", "delta_orthogonal",
+    "critical",
 ]  # fmt: skip
 
 

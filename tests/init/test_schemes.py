@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from initlab import init
 from initlab.errors import InitlabError
 from initlab.init import schemes
 from initlab.init.meanfield import critical_point
@@ -34,10 +35,10 @@ def _pair(shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
 def test_xavier_identical_to_torch(shape: tuple[int, ...], gain: float | str) -> None:
     torch_gain = nn.init.calculate_gain(gain) if isinstance(gain, str) else gain
     ours, theirs = _pair(shape)
-    schemes.xavier_normal_(ours, gain, generator=_gen(1))
+    init.xavier_normal_(ours, gain, generator=_gen(1))
     nn.init.xavier_normal_(theirs, torch_gain, generator=_gen(1))
     assert torch.equal(ours, theirs)
-    schemes.xavier_uniform_(ours, gain, generator=_gen(2))
+    init.xavier_uniform_(ours, gain, generator=_gen(2))
     nn.init.xavier_uniform_(theirs, torch_gain, generator=_gen(2))
     assert torch.equal(ours, theirs)
 
@@ -62,7 +63,7 @@ def test_he_identical_to_torch_kaiming(
 @pytest.mark.parametrize("shape", [(300, 200), (200, 300), (32, 16, 3, 3), (64, 8, 3)])
 def test_orthogonal_identical_to_torch(shape: tuple[int, ...]) -> None:
     ours, theirs = _pair(shape)
-    schemes.orthogonal_(ours, 1.5, generator=_gen(5))
+    init.orthogonal_(ours, 1.5, generator=_gen(5))
     nn.init.orthogonal_(theirs, 1.5, generator=_gen(5))
     assert torch.equal(ours, theirs)
 
@@ -101,10 +102,8 @@ def test_he_rejects_a_slope_for_relu() -> None:
 
 
 def test_aliases_are_the_same_functions() -> None:
-    assert schemes.glorot_normal_ is schemes.xavier_normal_
-    assert schemes.glorot_uniform_ is schemes.xavier_uniform_
-    assert schemes.kaiming_normal_ is schemes.he_normal_
-    assert schemes.kaiming_uniform_ is schemes.he_uniform_
+    assert schemes.glorot_normal_ is init.xavier_normal_
+    assert schemes.glorot_uniform_ is init.xavier_uniform_
 
 
 def test_truncated_normal_in_std_units() -> None:
@@ -125,24 +124,25 @@ def test_identity_is_a_scaled_eye() -> None:
 )
 def test_dirac_matches_torch(shape: tuple[int, ...], groups: int) -> None:
     ours, theirs = _pair(shape)
-    schemes.dirac_(ours, 0.5, groups)
+    init.dirac_(ours, groups, gain=0.5)
     nn.init.dirac_(theirs, groups)
     assert torch.equal(ours, 0.5 * theirs)
 
 
 def test_dirac_convolution_copies_its_input() -> None:
     x = torch.randn(2, 4, 9, 9)
-    w = schemes.dirac_(torch.empty(6, 4, 3, 3))
+    w = init.dirac_(torch.empty(6, 4, 3, 3))
     y = F.conv2d(x, w, padding=1)
     assert torch.equal(y[:, :4], x) and torch.equal(y[:, 4:], torch.zeros_like(y[:, 4:]))
 
 
 @pytest.mark.parametrize(
-    ("shape", "gain"), [((16, 16, 3, 3), 1.0), ((32, 8, 5), 2.0), ((8, 8, 3, 3, 3), 0.5)]
+    ("shape", "gain"),
+    [((16, 16, 3, 3), 1.0), ((32, 8, 5), 2.0), ((8, 8, 3, 3, 3), 0.5), ((8, 4, 2, 4), 1.0)],
 )
 def test_delta_orthogonal_structure(shape: tuple[int, ...], gain: float) -> None:
     w = schemes.delta_orthogonal_(torch.empty(shape), gain, _gen())
-    centre = tuple(k // 2 for k in shape[2:])
+    centre = tuple((k - 1) // 2 for k in shape[2:])  # the tap padding="same" centres on
     h = w[(slice(None), slice(None), *centre)]
     assert torch.allclose(h.T @ h, gain**2 * torch.eye(shape[1]), atol=1e-5)
     off_centre = w.clone()
@@ -156,6 +156,32 @@ def test_delta_orthogonal_convolution_is_an_isometry() -> None:
     x = torch.randn(4, 16, 10, 10, dtype=torch.float64)
     y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), w.double())
     assert y.norm().item() == pytest.approx(x.norm().item(), rel=1e-6)
+
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+def test_delta_orthogonal_same_padding_convolution_preserves_the_norm(dims: int, k: int) -> None:
+    # H^T H = I at the tap padding="same" aligns with each output position, so for every
+    # input x the output y has ||y|| = ||x|| up to float64 round-off (rel 1e-10). The old
+    # k // 2 tap lost 4-14% of the norm for even k (one-pixel shift into the padding).
+    generator = _gen(k + 10 * dims)
+    w = schemes.delta_orthogonal_(
+        torch.empty(12, 6, *[k] * dims, dtype=torch.float64), 1.0, generator
+    )
+    x = torch.randn(3, 6, *[7] * dims, dtype=torch.float64, generator=generator)
+    y = _CONV[dims](x, w, padding="same")
+    assert y.shape[2:] == x.shape[2:]
+    assert y.norm().item() == pytest.approx(x.norm().item(), rel=1e-10)
+    shifted = torch.zeros_like(w)  # torch's dirac tap k // 2 instead: loses norm for even k
+    shifted[(slice(None), slice(None), *[k // 2] * dims)] = w[
+        (slice(None), slice(None), *[(k - 1) // 2] * dims)
+    ]
+    ratio = _CONV[dims](x, shifted, padding="same").norm().item() / x.norm().item()
+    assert (ratio == pytest.approx(1.0, rel=1e-10)) == (k % 2 == 1)
 
 
 def test_delta_orthogonal_needs_in_at_most_out() -> None:
@@ -175,7 +201,7 @@ def test_critical_variance() -> None:
 
 
 def test_constants() -> None:
-    assert torch.count_nonzero(schemes.zeros_(torch.ones(4, 4))).item() == 0
-    assert torch.equal(schemes.constant_(torch.empty(2, 3), -0.25), torch.full((2, 3), -0.25))
-    with pytest.raises(InitlabError, match="std must be a finite number >= 0"):
-        schemes.normal_(torch.empty(2, 2), -1.0)
+    assert torch.count_nonzero(init.zeros_(torch.ones(4, 4))).item() == 0
+    assert torch.equal(init.constant_(torch.empty(2, 3), -0.25), torch.full((2, 3), -0.25))
+    with pytest.raises(InitlabError, match="std must be >= 0"):
+        init.normal_(torch.empty(2, 2), std=-1.0)

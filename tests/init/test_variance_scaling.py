@@ -72,8 +72,9 @@ def test_same_generator_state_same_values() -> None:
         assert not torch.equal(a, c)
 
 
-def test_empty_tensor_is_a_no_op() -> None:
-    assert variance_scaling_(torch.empty(0, 5)).shape == (0, 5)
+def test_empty_tensor_is_a_no_op_with_torchs_warning() -> None:
+    with pytest.warns(UserWarning, match="Initializing zero-element tensors is a no-op"):
+        assert variance_scaling_(torch.empty(0, 5)).shape == (0, 5)
 
 
 def test_in_place_without_autograd() -> None:

@@ -89,3 +89,16 @@ def test_bad_infos_are_one_line_errors(tmp_path: Path) -> None:
     same = FigureInfo("same", "T", [[LinePanel([])]])
     with pytest.raises(InitlabError, match="repeated: same"):
         render_figures([same, same], tmp_path)
+
+
+def test_heatmap_on_coordinates_with_curves_and_marks() -> None:
+    heat = HeatmapPanel(
+        [[0.1, 0.9, 0.2], [0.0, 0.6, 0.0]],
+        x=[1.0, 2.0, 4.0],  # uneven columns: cells reach half-way to their neighbours
+        y=[10.0, 50.0],
+        curves=[Series([1.0, 2.0, 4.0], [20.0, 60.0, 30.0], "6 xi", "white")],
+        vlines=[(1.76, "critical")],
+    )
+    ax = draw_figure(FigureInfo("phase", "Phase", [[heat]])).axes[0]
+    assert ax.get_xlim() == (0.5, 5.0) and ax.get_ylim() == (-10.0, 70.0)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["6 xi", "critical"]

@@ -58,4 +58,4 @@ def test_missing_store_folder_store_and_bad_url(tmp_path: Path) -> None:
     assert "is a folder" in _one_line_error(tmp_path)
     assert "bad run store URL" in _one_line_error("bad url://x")
     assert "bad run store URL" in _one_line_error("postgresql://u@host:notaport/db")
-    assert "no database driver" in _one_line_error("nosuchdb://user@host/db")
+    assert "unknown database URL scheme 'nosuchdb'" in _one_line_error("nosuchdb://user@host/db")

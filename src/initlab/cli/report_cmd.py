@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from initlab.cli.paths import check_folder
 from initlab.errors import InitlabError
-from initlab.report import build_report
 
 
 def report_command(
@@ -29,6 +29,10 @@ def report_command(
     """Write the HTML report (figures, numbers, verdicts, settings, provenance); print its path."""
     if experiment is not None and all_:
         raise InitlabError("give an experiment name or --all, not both")
+    from initlab.report import build_report
+
+    if out.is_dir():
+        check_folder(out, "--out")
     path = build_report(out, None if experiment is None else [experiment])
     typer.echo(str(path))
     if open_:

@@ -7,21 +7,24 @@ what it did with rich. User mistakes (unknown experiment, bad ``--set``) raise
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from initlab.experiments import (
-    ExperimentResult,
-    get_experiment,
-    list_experiments,
-    run_experiment,
-    run_suite,
-)
-from initlab.experiments.config import config_to_dict, field_help
+from initlab.cli.console import make_console
+from initlab.cli.front import Interrupted
+from initlab.cli.paths import check_folder
+
+if TYPE_CHECKING:
+    from initlab.experiments import ExperimentResult
+
+STORE_FILE = "runs.db"  # as initlab.experiments.runner.STORE_FILE (not imported: torch)
 
 StoreOption = Annotated[
     str | None,
@@ -34,19 +37,57 @@ StoreOption = Annotated[
 
 
 def _console() -> Console:
-    """A console per command, so its width follows the terminal (or $COLUMNS) of the call."""
-    return Console()
+    """A console per command, so its width follows the terminal (or $COLUMNS) of the call;
+    lines are not wrapped when the output is not a terminal."""
+    return make_console()
+
+
+def stored_runs(store_address: str | Path, experiments: list[str] | None = None) -> int:
+    """How many runs of ``experiments`` (all when None) the store (a file or a database
+    URL) holds finished; 0 when there is no store file yet."""
+    if "://" not in str(store_address) and not Path(store_address).is_file():
+        return 0
+    from initlab.store import RunStore
+
+    with RunStore(store_address, create=False) as store:
+        infos = store.list_experiments()
+    return sum(
+        info.counts.get("done", 0) + info.counts.get("diverged", 0)
+        for info in infos
+        if experiments is None or info.name in experiments
+    )
+
+
+@contextmanager
+def interrupt_message(count: Callable[[], int]) -> Iterator[None]:
+    """Turn Ctrl-C into :class:`Interrupted` with how many runs are stored (exit 130)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        try:
+            stored = count()
+        except Exception:  # the store may be mid-write; the message must still come out
+            stored = None
+        done = "some runs" if stored is None else f"{stored} run{'s' * (stored != 1)}"
+        raise Interrupted(f"interrupted; {done} stored, rerun the same command to resume") from None
 
 
 def list_command() -> None:
     """List the experiments: name, what it shows, expected cost (full and --quick)."""
+    from initlab.experiments.listing import builtin_listing
+
+    listed = builtin_listing()
+    if listed is None:  # a module the source reader cannot read: import them all
+        from initlab.experiments import list_experiments
+
+        listed = list(list_experiments())
     console = _console()
     table = Table(title="initlab experiments", title_justify="left")
     table.add_column("name", style="bold cyan", no_wrap=True)
     table.add_column("description")
     table.add_column("cost", no_wrap=True)
     table.add_column("--quick", no_wrap=True)
-    for experiment in list_experiments():
+    for experiment in listed:
         table.add_row(
             experiment.name, experiment.description, experiment.cost, experiment.quick_cost
         )
@@ -56,6 +97,9 @@ def list_command() -> None:
 
 def show_settings(name: str) -> None:
     """Print an experiment's settings: key, default value, help."""
+    from initlab.experiments import get_experiment
+    from initlab.experiments.config import config_to_dict, field_help
+
     console = _console()
     experiment = get_experiment(name)
     defaults = config_to_dict(experiment.Config())
@@ -84,7 +128,7 @@ def print_result(result: ExperimentResult) -> None:
         line += f", [red]{len(bad)} not done: {', '.join(bad)}[/]"
     console.print(line)
     for verdict in result.verdicts:
-        console.print(f"  • {verdict}")
+        console.print(f"  • {escape(verdict)}")
     console.print(f"  figures and summary: {result.out_dir}")
 
 
@@ -117,15 +161,20 @@ def run_command(
     if show:
         show_settings(name)
         return
-    result = run_experiment(
-        name,
-        overrides=set or [],
-        config_file=config,
-        out_dir=out,
-        seed=seed,
-        quick=quick,
-        store=store,
-    )
+    check_folder(out, "--out")
+    from initlab.experiments import run_experiment
+
+    address = out / STORE_FILE if store is None else store
+    with interrupt_message(lambda: stored_runs(address, [name])):
+        result = run_experiment(
+            name,
+            overrides=set or [],
+            config_file=config,
+            out_dir=out,
+            seed=seed,
+            quick=quick,
+            store=store,
+        )
     print_result(result)
     _console().print(f"  report: initlab report {name} --out {out}")
 
@@ -141,5 +190,10 @@ def suite_command(
     store: StoreOption = None,
 ) -> None:
     """The classic lessons in a few minutes: run the suite, then build the HTML report."""
-    _, report = run_suite(out, quick=quick, seed=seed, on_done=print_result, store=store)
+    check_folder(out, "--out")
+    from initlab.experiments import run_suite
+
+    address = out / STORE_FILE if store is None else store
+    with interrupt_message(lambda: stored_runs(address)):
+        _, report = run_suite(out, quick=quick, seed=seed, on_done=print_result, store=store)
     typer.echo(f"report: {report}")

@@ -5,14 +5,17 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from initlab.store import RunStore, default_store, export_tensorboard
-from initlab.store.records import RUN_STATUSES, ExperimentInfo, RunInfo
+from initlab.cli.paths import check_folder
+
+if TYPE_CHECKING:
+    from initlab.store import RunStore
+    from initlab.store.records import ExperimentInfo, RunInfo
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -35,6 +38,8 @@ _STATUS_STYLE = {
 
 
 def _open(store: str | None) -> RunStore:
+    from initlab.store import RunStore, default_store
+
     return RunStore(store or default_store(), create=False)
 
 
@@ -52,6 +57,8 @@ def _when(timestamp: float) -> str:
 
 
 def _experiments_table(experiments: list[ExperimentInfo], address: str) -> Table:
+    from initlab.store.records import RUN_STATUSES
+
     table = Table(title=f"experiments in {address}")
     table.add_column("experiment", no_wrap=True)
     table.add_column("runs", justify="right")
@@ -130,6 +137,9 @@ def export_tb_command(
     store: StoreOption = None,
 ) -> None:
     """Export a run, or every run of an experiment, to TensorBoard event files."""
+    from initlab.store import export_tensorboard
+
+    check_folder(logdir, "--logdir")
     with _open(store) as runs_store:
         folders = export_tensorboard(runs_store, target, logdir)
     for folder in folders:

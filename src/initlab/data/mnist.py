@@ -147,10 +147,39 @@ def _labels_to_bytes(y: np.ndarray, origin: str) -> np.ndarray:
 # ---------------------------------------------------------------- the four sources
 
 
+# (path, size, mtime_ns, key) of cached arrays whose content was checked in this process
+_CONTENT_VERIFIED: set[tuple[str, int, int, str]] = set()
+
+
+def _verify_cached_content(folder: Path, arrays: Arrays) -> None:
+    """Each cached array must be byte for byte its official IDX file: its SHA-256 is checked
+    against :data:`IDX_SHA256`, which lives in this package and not in the writable cache (a
+    cache file replaced together with its manifest still fails here). Once per process per
+    file and array."""
+    path = folder / f"{CACHE_NAME}.npz"
+    stat = path.stat()
+    for f in MNIST_FILES:
+        if f.key not in arrays:
+            continue
+        memo = (str(path), stat.st_size, stat.st_mtime_ns, f.key)
+        if memo in _CONTENT_VERIFIED:
+            continue
+        array = arrays[f.key]
+        digest = idx_sha256(array) if array.dtype == np.uint8 else "not unsigned bytes"
+        if digest != IDX_SHA256[f.name]:
+            raise InitlabError(
+                f"cached MNIST file {path}: its {f.key} are not the official {f.name} "
+                f"(sha256 {digest[:16]}..., expected {IDX_SHA256[f.name][:16]}...); "
+                f"{_fix_hint(folder)}"
+            )
+        _CONTENT_VERIFIED.add(memo)
+
+
 def _from_cache(folder: Path, keys: Sequence[str] | None = None) -> Arrays:
     arrays = cache.load_arrays(folder, CACHE_NAME, _fix_hint(folder), keys)
     if arrays is None:
         raise FetchError(f"nothing cached in {folder}")
+    _verify_cached_content(folder, arrays)
     return arrays
 
 
@@ -400,6 +429,8 @@ def mnist_cache_status(cache_dir: str | Path | None = None) -> CacheStatus:
         if manifest is None:
             return CacheStatus("mnist", folder, False, False, None, None)
         cache.verify_npz(folder, CACHE_NAME, manifest, _fix_hint(folder))
+        arrays = cache.load_arrays(folder, CACHE_NAME, _fix_hint(folder))
+        _verify_cached_content(folder, arrays or {})
     except InitlabError as exc:
         return CacheStatus("mnist", folder, True, False, str(exc), None)
     return CacheStatus("mnist", folder, True, True, None, manifest)

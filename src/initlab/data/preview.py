@@ -42,10 +42,22 @@ def save_sample_grid(
     ncols: int = 6,
     title: str | None = None,
 ) -> Path:
-    """Draw the first ``n`` examples of ``dataset`` in a grid, each titled with its class."""
+    """Draw the first ``n`` examples of ``dataset`` in a grid, each titled with its class,
+    into the PNG file ``path`` (its folder is created; a folder or another suffix is
+    refused, as are ``n`` or ``ncols`` below 1)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    path = Path(path)
+    if path.is_dir():
+        raise InitlabError(
+            f"{path} is a folder; give a PNG file name such as {path / 'samples.png'}"
+        )
+    if path.suffix.lower() != ".png":
+        raise InitlabError(f"{path}: the file name must end in .png")
+    for what, value in (("n", n), ("ncols", ncols)):
+        if value < 1:
+            raise InitlabError(f"{what} must be at least 1, got {value}")
     n = min(n, len(dataset))
     if n < 1:
         raise InitlabError(f"dataset {dataset.name!r} is empty: nothing to draw")
@@ -65,9 +77,8 @@ def save_sample_grid(
         ax.set_title(name, fontsize=7)
     fig.suptitle(title or f"{dataset.name}: first {n} examples", fontsize=9)
     fig.tight_layout()
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, format="png", dpi=110)
     return path
 
 

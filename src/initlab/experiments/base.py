@@ -238,6 +238,12 @@ class Experiment(ABC):
             if isinstance(value, int | float) and not value > 0:
                 raise InitlabError(f"{key} must be positive, got {value}")
 
+    def flops(self, config: Any) -> float | None:
+        """The matrix-product FLOPs the runs of ``config`` need (the arithmetic floor that
+        ``benchmarks/suite.py`` compares the measured time with; see
+        :mod:`initlab.experiments.flops`); None when the experiment does not say."""
+        return None
+
     @abstractmethod
     def plan(self, config: Any, seed: int = 0) -> list[RunSpec]:
         """The runs of the experiment, in order; ``seed`` is the base seed."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -109,3 +109,26 @@ def fmt(value: float, digits: int = 3) -> str:
 def pct(fraction: float) -> str:
     """A fraction as a percentage: 0.873 -> '87%'."""
     return f"{100 * fraction:.0f}%"
+
+
+def ranking(
+    values: Mapping[str, float],
+    *,
+    digits: int = 3,
+    label: Callable[[str], str] = str,
+    sep: str = " < ",
+    diverged: Iterable[str] = (),
+    number: Callable[[float], str] | None = None,
+) -> str:
+    """Runs ranked by a number, smallest first (``"Adam 0.081 < SGD 0.31"``); runs that
+    diverged (NaN/Inf value, or named in ``diverged``) are not ranked but listed after it
+    as ``"; diverged: SGD"``, so that no sentence ranks a NaN as a value. Numbers are
+    written by ``number`` (default: :func:`fmt` with ``digits``)."""
+    gone = set(diverged)
+    bad = [k for k in values if k in gone or values[k] is None or not math.isfinite(values[k])]
+    good = sorted((k for k in values if k not in bad), key=lambda k: values[k])
+    show = number or (lambda v: fmt(v, digits))
+    text = sep.join(f"{label(k)} {show(values[k])}" for k in good)
+    if bad:
+        text += ("; " if text else "") + f"diverged: {', '.join(label(k) for k in bad)}"
+    return text

@@ -9,13 +9,16 @@ are not MNIST results.
 Training: every experiment trains its runs in groups with the batched engine
 (:func:`initlab.train.batched.fit_batched`): one architecture and one optimizer per group,
 members differing in init, init seed, learning rate, weight decay or dropout. All members
-of a group see the minibatch stream of ``batch_seed`` (the experiment's base seed, written
-in every run's spec), and a member's own seed draws its init and its dropout masks, so a
-member computed alone (on resume) gets the numbers it gets in its group, to float rounding.
+of a group see the minibatch stream of ``batch_seed`` (the minibatches stream of the
+experiment's base seed, :func:`initlab.experiments.seeds.stream_seed`, written in every
+run's spec); a member's weights come from its run seed and its dropout masks from the
+dropout stream of its run seed, so a member computed alone (on resume) gets the numbers it
+gets in its group, to float rounding.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple, get_args
@@ -27,12 +30,43 @@ from initlab.data.dataset import Dataset
 from initlab.errors import InitlabError, check_choice
 from initlab.experiments.base import Progress, Recorder, RunOutcome, RunSpec
 from initlab.experiments.common import single_thread
+from initlab.experiments.seeds import stream_seed
 from initlab.models.mlp import MLPSpec
 
 DatasetChoice = Literal["mnist", "synthetic"]
 DATASETS: tuple[str, ...] = get_args(DatasetChoice)
 DATASET_HELP = "mnist, or synthetic (small MNIST-like random data: a test/smoke route only)"
 LN10 = math.log(10.0)  # the cross entropy of a uniform guess over 10 classes
+
+LossCurve = Literal["after_update", "before_update"]
+LOSS_CURVE_HELP = (
+    "which training loss the curves show: after_update (the book's: the step's minibatch "
+    "after its update) or before_update (the loss the gradient was taken of); both are stored"
+)
+
+
+def loss_metric(curve: str) -> str:
+    """The stored metric of a :data:`LossCurve`: ``train_loss_after`` or ``train_loss``."""
+    check_choice(curve, get_args(LossCurve), "loss curve")
+    return "train_loss_after" if curve == "after_update" else "train_loss"
+
+
+def loss_label(curve: str) -> str:
+    """How a figure names the loss it shows."""
+    if curve == "after_update":
+        return "training loss after the update (the book's)"
+    return "training loss before the update"
+
+
+def loss_caption(curve: str) -> str:
+    """The caption's sentence on which loss a curve is."""
+    if curve == "after_update":
+        return (
+            "the loss of each step's minibatch after that step's update, as the book records "
+            "it (loss_curve=before_update shows the loss the gradient was taken of)"
+        )
+    return "the loss each gradient was taken of, before its update (the book plots the loss after)"
+
 
 SYNTHETIC_SIZES: dict[str, int] = {"train": 2000, "test": 1000}
 SYNTHETIC_NOISE = 0.8  # std of the Gaussian pixel noise around each class's prototype
@@ -60,9 +94,14 @@ def synthetic_mnist(split: Literal["train", "test"], n: int | None = None) -> Da
     return Dataset(x, y, f"synthetic-{split}", tuple(str(d) for d in range(10)))
 
 
+@functools.lru_cache(maxsize=8)
 def load_split(dataset: str, split: Literal["train", "test"], size: int = 0) -> Dataset:
     """The ``split`` of ``dataset``; ``size > 0`` keeps its first ``size`` examples (the
-    book's ``x_train[:1000]``), 0 keeps all."""
+    book's ``x_train[:1000]``), 0 keeps all.
+
+    Cached per process: an experiment's groups (lab-09 has four) read the same splits, and
+    reading and converting MNIST costs ~0.3 s a split; nothing downstream writes into a
+    dataset's tensors (the engines copy what they convert)."""
     check_choice(dataset, DATASETS, "dataset")
     if dataset == "synthetic":
         data = synthetic_mnist(split)
@@ -191,11 +230,17 @@ def train_group(
     eval_every: int | None = None,
     eval_train: bool = False,
     log_every: int = 1,
+    loss_after_update: bool = False,
+    bn_eps: float | None = None,
+    dropout_mode: str | None = None,
+    dtype: str = "float32",
 ) -> tuple[Any, list[RunOutcome]]:
     """Train ``runs`` as one :func:`~initlab.train.batched.fit_batched` call and store each.
 
     ``members[i]`` (a model or an ``(init scheme, seed)`` pair) is ``runs[i]``; each run's
-    dropout masks are drawn from its own seed. Every member's history rows are stored
+    dropout masks are drawn from the dropout stream of its seed. ``loss_after_update``,
+    ``bn_eps``, ``dropout_mode`` and ``dtype`` ("float32" or "float64") go to the engine.
+    Every member's history rows are stored
     through its recorder, keeping only the metric names in ``keep``. Runs on one
     intra-op thread: these MLPs are small, and on a shared CPU more threads only wait on
     each other. Returns the engine's result and one outcome per run (status and a summary
@@ -221,12 +266,16 @@ def train_group(
             seed=batch_seed,
             weight_decay=list(weight_decay) if isinstance(weight_decay, Sequence) else weight_decay,
             dropout=list(dropout) if isinstance(dropout, Sequence) else dropout,
-            dropout_seeds=[run.seed for run in runs],
+            dropout_seeds=[stream_seed(run.seed, "dropout") for run in runs],
             eval_data=eval_data,
             eval_every=eval_every,
             eval_train=eval_train,
             log_every=log_every,
             callback=group_progress(progress, total),
+            loss_after_update=loss_after_update,
+            bn_eps=bn_eps,
+            dropout_mode=dropout_mode,  # type: ignore[arg-type]
+            dtype=torch.float64 if dtype == "float64" else torch.float32,
         )
     outcomes = []
     for member, recorder in zip(result.results, recorders, strict=True):

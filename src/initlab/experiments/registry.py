@@ -10,9 +10,12 @@ plus one line here. User code can register its own with the same decorator.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from initlab.errors import InitlabError
-from initlab.experiments.base import Experiment
+
+if TYPE_CHECKING:
+    from initlab.experiments.base import Experiment
 
 BUILTIN_MODULES: tuple[str, ...] = (
     "initlab.experiments.signal.activation_histograms",
@@ -26,6 +29,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "initlab.experiments.mnist.overfit",
     "initlab.experiments.mnist.ensemble",
     "initlab.experiments.mnist.lab09",
+    "initlab.experiments.deep.deep_signal",
+    "initlab.experiments.deep.trainability",
     "initlab.experiments.search.random_search",
     "initlab.experiments.search.bayes_search",
 )
@@ -52,16 +57,26 @@ def _load_builtins() -> None:
         _loaded = True
 
 
+def _ordered() -> list[type[Experiment]]:
+    """Registered classes: built-ins in :data:`BUILTIN_MODULES` order, then the others.
+
+    Registration order alone would depend on which module a caller happened to import
+    first (a test importing one experiment module directly moves it to the front).
+    """
+    _load_builtins()
+    rank = {module: i for i, module in enumerate(BUILTIN_MODULES)}
+    classes = list(_REGISTRY.values())
+    return sorted(classes, key=lambda cls: rank.get(cls.__module__, len(rank)))
+
+
 def list_experiments() -> list[Experiment]:
     """One instance of every registered experiment, built-ins first in their listed order."""
-    _load_builtins()
-    return [cls() for cls in _REGISTRY.values()]
+    return [cls() for cls in _ordered()]
 
 
 def experiment_names() -> list[str]:
-    """The names of every registered experiment."""
-    _load_builtins()
-    return list(_REGISTRY)
+    """The names of every registered experiment, built-ins first in their listed order."""
+    return [cls.name for cls in _ordered()]
 
 
 def get_experiment(name: str) -> Experiment:

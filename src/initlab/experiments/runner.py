@@ -11,7 +11,10 @@
 3. record a run whose numbers went NaN/Inf as "diverged" and go on with the others;
 4. read every planned run back from the store, draw the figures (PNG and SVG) and write
    ``OUT/NAME/summary.json``: config (with help), headline numbers, verdicts, figure files,
-   run counts and provenance (library and torch versions, seed, time, platform).
+   run counts and provenance (library and torch versions, seed, time, platform). When some
+   planned runs are not finished (another process is computing them, or they failed), the
+   summary says ``"partial": true``, the figure titles and the first verdict say how many
+   runs they cover, and the process that finishes last writes the whole.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class ExperimentResult:
     executed: list[str] = field(default_factory=list)  # keys of the runs computed now
     skipped: list[str] = field(default_factory=list)  # keys of the runs found done already
     statuses: dict[str, str] = field(default_factory=dict)  # key -> final status
+    partial: bool = False  # figures and summary cover only the runs finished when written
 
 
 def resolve_config(
@@ -279,6 +283,53 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+PARTIAL_RETRIES = 3
+"""How often figures and summary are drawn again when runs finished while they were drawn."""
+
+
+def _statuses(store: RunStore, name: str, plan: Sequence[RunSpec]) -> dict[str, str]:
+    """Each planned run's status in the store now ("missing" when it has none)."""
+    stored = {info.key: info.status for info in store.list_runs(name)}
+    return {
+        run.key: stored.get(store.run_key(run.stored_spec(), run.seed), "missing") for run in plan
+    }
+
+
+def partial_title(title: str, finished: int, planned: int) -> str:
+    """A figure title that says it shows only some of the planned runs."""
+    return f"{title} (partial: {finished} of {planned} runs finished)"
+
+
+def _results(
+    experiment: Experiment, config: Any, data: ExperimentData, exp_dir: Path
+) -> tuple[list[Any], list[dict[str, Path]], dict[str, Any], list[str], int]:
+    """Figures (drawn), headline numbers, verdicts and the number of finished runs; the
+    figures of a partial experiment say so in their titles."""
+    finished = len(data.finished())
+    figures = experiment.figures(config, data)
+    if finished < len(data):
+        for info in figures:
+            info.title = partial_title(info.title, finished, len(data))
+    paths = render_figures(figures, exp_dir)
+    headline = experiment.summary(config, data)
+    verdicts = experiment.verdicts(headline)
+    if finished < len(data):
+        verdicts = [
+            f"Partial: {finished} of {len(data)} planned runs had finished when this was "
+            "written (others are running or failed); run the same command again to complete "
+            "it.",
+            *verdicts,
+        ]
+    return figures, paths, headline, verdicts, finished
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, so readers never see half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, "utf-8")
+    os.replace(tmp, path)
+
+
 def run_experiment(
     name: str,
     overrides: Sequence[str] | Mapping[str, Any] = (),
@@ -318,13 +369,17 @@ def run_experiment(
     with RunStore(address) as opened:
         opened.begin_experiment(name, {"config": config_dict, "seed": seed, "quick": quick})
         executed, skipped = _execute_plan(opened, experiment, plan, config, progress)
-        data = load_experiment_data(opened, name, plan)
-    # 3. figures, headline numbers, verdicts -> OUT/NAME/
-    figures = experiment.figures(config, data)
-    paths = render_figures(figures, exp_dir)
-    headline = experiment.summary(config, data)
-    verdicts = experiment.verdicts(headline)
-    statuses = {run.key: run.status for run in data}
+        # 3. figures, headline numbers, verdicts -> OUT/NAME/, from what the store holds; when
+        # another process is still computing planned runs, they are marked partial, and drawn
+        # again if those runs finished meanwhile (the last process to finish writes it whole)
+        for _ in range(PARTIAL_RETRIES):
+            data = load_experiment_data(opened, name, plan)
+            figures, paths, headline, verdicts, finished = _results(
+                experiment, config, data, exp_dir
+            )
+            statuses = {run.key: run.status for run in data}
+            if finished == len(plan) or _statuses(opened, name, plan) == statuses:
+                break
     document = {
         "experiment": name,
         "description": experiment.description,
@@ -345,13 +400,16 @@ def run_experiment(
             "planned": len(plan),
             "executed": len(executed),
             "skipped": len(skipped),
+            "finished": finished,
             "statuses": statuses,
         },
+        "partial": finished < len(plan),
         "provenance": provenance(seed, started, time.time()),
     }
     summary_path = exp_dir / SUMMARY_FILE
-    summary_path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", "utf-8")
+    _write_atomic(summary_path, json.dumps(document, indent=2, allow_nan=False) + "\n")
     return ExperimentResult(
+        partial=finished < len(plan),
         name=name,
         out_dir=exp_dir,
         summary_path=summary_path,

@@ -1,13 +1,18 @@
 """The built-in, data-free schemes, registered on import (``import initlab.init`` does it).
 
-Each entry names a function of :mod:`initlab.init.schemes` (or
-:func:`~initlab.init.variance_scaling.variance_scaling_`), says in one line what it draws,
-and lists the options a scheme string may set. Option names are the functions' keywords.
+Each entry names a function of :mod:`initlab.init.schemes`, :mod:`initlab.init.nn_init`
+(or :func:`~initlab.init.variance_scaling.variance_scaling_`), says in one line what it
+draws (and where it comes from), and lists the options a scheme string may set. Option
+names are the functions' keywords. Two scheme strings keep the meaning they had before the
+torch-named functions took torch's signatures: ``uniform:a=X`` is the symmetric
+``U(-X, X)`` and ``constant:value=X`` fills X (torch's keyword is ``val``).
 """
 
 from __future__ import annotations
 
-from initlab.init import schemes
+import torch
+
+from initlab.init import nn_init, schemes
 from initlab.init.fans import FAN_MODES
 from initlab.init.meanfield import CRITICAL_ACTIVATIONS
 from initlab.init.registry import Option, Scheme, register
@@ -23,30 +28,55 @@ HE_OPTIONS = (
     Option("nonlinearity", "choice", "leaky_relu", "relu needs slope 0", choices=HE_NONLINEARITIES),
 )
 
+
+def symmetric_uniform_(
+    tensor: torch.Tensor, a: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """``w ~ U(-a, a)``, variance ``a^2 / 3``, whatever the layer's size: the registry's
+    ``uniform`` scheme, ``initlab.init.uniform_(tensor, -a, a)``.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> bool(symmetric_uniform_(torch.empty(100, 100), 0.1, generator=g).abs().max() <= 0.1)
+    True
+    """
+    half_width = nn_init.finite_number("a", a, low=0.0)
+    return nn_init.uniform_(tensor, -half_width, half_width, generator=generator)
+
+
+def fill_constant_(tensor: torch.Tensor, value: float = 0.0) -> torch.Tensor:
+    """``w = value`` everywhere: the registry's ``constant`` scheme,
+    ``initlab.init.constant_(tensor, value)``; units stay identical as with zeros.
+
+    >>> fill_constant_(torch.empty(2, 2), 0.5).tolist()
+    [[0.5, 0.5], [0.5, 0.5]]
+    """
+    return nn_init.constant_(tensor, nn_init.finite_number("value", value))
+
+
 BUILTIN_SCHEMES: tuple[Scheme, ...] = (
     Scheme(
         "zeros",
         "all weights 0: every unit stays identical (the symmetry problem)",
-        schemes.zeros_,
+        nn_init.zeros_,
         random=False,
     ),
     Scheme(
         "constant",
         "all weights one value: units stay identical like zeros",
-        schemes.constant_,
+        fill_constant_,
         options=(Option("value", "float", 0.0, "the value"),),
         random=False,
     ),
     Scheme(
         "normal",
         "N(mean, std^2) whatever the layer size",
-        schemes.normal_,
+        nn_init.normal_,
         options=(STD, MEAN),
     ),
     Scheme(
         "uniform",
-        "U(-a, a) whatever the layer size",
-        schemes.uniform_,
+        "U(-a, a) whatever the layer size (torch's uniform_(t, a, b) is U(a, b))",
+        symmetric_uniform_,
         options=(Option("a", "float", 1.0, "half-width", low=0.0),),
     ),
     Scheme(
@@ -69,14 +99,14 @@ BUILTIN_SCHEMES: tuple[Scheme, ...] = (
     Scheme(
         "xavier_normal",
         "N(0, gain^2 2/(fan_in+fan_out)) (Glorot & Bengio 2010)",
-        schemes.xavier_normal_,
+        nn_init.xavier_normal_,
         options=(GAIN,),
         aliases=("glorot_normal",),
     ),
     Scheme(
         "xavier_uniform",
         "U[-+ gain sqrt(6/(fan_in+fan_out))] (Glorot & Bengio 2010 eq. 16)",
-        schemes.xavier_uniform_,
+        nn_init.xavier_uniform_,
         options=(GAIN,),
         aliases=("glorot_uniform",),
     ),
@@ -97,8 +127,27 @@ BUILTIN_SCHEMES: tuple[Scheme, ...] = (
     Scheme("lecun_normal", "N(0, 1/fan_in) (LeCun et al. 1998)", schemes.lecun_normal_),
     Scheme("lecun_uniform", "U[-+ sqrt(3/fan_in)] (LeCun et al. 1998)", schemes.lecun_uniform_),
     Scheme(
+        "glorot_truncated_normal",
+        "truncated N, variance gain^2 2/(fan_in+fan_out) after the cut (JAX glorot_normal, "
+        "Keras GlorotNormal)",
+        schemes.glorot_truncated_normal_,
+        options=(GAIN,),
+    ),
+    Scheme(
+        "he_truncated_normal",
+        "truncated N, variance 2/((1+slope^2) fan) after the cut (JAX he_normal, Keras HeNormal)",
+        schemes.he_truncated_normal_,
+        options=HE_OPTIONS,
+    ),
+    Scheme(
+        "lecun_truncated_normal",
+        "truncated N, variance 1/fan_in after the cut (JAX lecun_normal, Keras LecunNormal)",
+        schemes.lecun_truncated_normal_,
+    ),
+    Scheme(
         "variance_scaling",
-        "variance scale/fan from a normal, truncated normal or uniform (JAX's general rule)",
+        "variance scale/fan (fan_in, fan_out, fan_avg or fan_geo_avg) from a normal, truncated "
+        "normal or uniform (JAX's variance_scaling)",
         variance_scaling_,
         options=(
             Option("scale", "float", 1.0, "variance times fan", low=0.0),
@@ -109,7 +158,7 @@ BUILTIN_SCHEMES: tuple[Scheme, ...] = (
     Scheme(
         "orthogonal",
         "random (semi-)orthogonal W, W W^T = gain^2 I (Saxe et al. 2014)",
-        schemes.orthogonal_,
+        nn_init.orthogonal_,
         options=(GAIN,),
     ),
     Scheme(
@@ -119,11 +168,22 @@ BUILTIN_SCHEMES: tuple[Scheme, ...] = (
         options=(Option("gain", "float", 1.0, "diagonal value", low=0.0),),
         random=False,
         applies_to=("linear",),
+        aliases=("eye",),
+    ),
+    Scheme(
+        "sparse",
+        "per column, a fraction sparsity of zeros, the rest N(0, std^2) (Martens 2010)",
+        nn_init.sparse_,
+        options=(
+            Option("sparsity", "float", 0.5, "fraction of zeros per column", low=0.0),
+            Option("std", "float", 0.01, "standard deviation of the others", low=0.0),
+        ),
+        applies_to=("linear",),
     ),
     Scheme(
         "dirac",
         "convolution that copies its input channels (gain at the kernel centre)",
-        schemes.dirac_,
+        nn_init.dirac_,
         options=(
             Option("gain", "float", 1.0, "centre value", low=0.0),
             Option("groups", "int", 1, "conv groups (default: the layer's)", low=1),
@@ -142,6 +202,16 @@ BUILTIN_SCHEMES: tuple[Scheme, ...] = (
         "critical",
         "edge of chaos: N(0, sigma_w^2/fan_in), biases N(0, sigma_b2) (Schoenholz et al. 2017)",
         schemes.critical_,
+        bias="critical",
+        options=(
+            Option("sigma_b2", "float", 0.05, "bias variance", low=0.0),
+            Option("activation", "choice", "tanh", "network nonlinearity", CRITICAL_ACTIVATIONS),
+        ),
+    ),
+    Scheme(
+        "critical_orthogonal",
+        "edge of chaos with orthogonal W (delta-orthogonal kernels), biases N(0, sigma_b2)",
+        schemes.critical_orthogonal_,
         bias="critical",
         options=(
             Option("sigma_b2", "float", 0.05, "bias variance", low=0.0),

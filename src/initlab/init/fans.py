@@ -29,7 +29,7 @@ from initlab.activations import make_activation
 from initlab.errors import InitlabError, check_choice
 from initlab.init.meanfield import gaussian_expectation
 
-FanMode = Literal["fan_in", "fan_out", "fan_avg"]
+FanMode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
 FAN_MODES: tuple[str, ...] = get_args(FanMode)
 
 GainName = Literal[
@@ -46,6 +46,30 @@ GainName = Literal[
     "elu",
 ]
 GAIN_NAMES: tuple[str, ...] = get_args(GainName)
+
+# The nonlinearity names torch.nn.init.calculate_gain knows; the rest of GAIN_NAMES are ours.
+TORCH_GAIN_NAMES: tuple[str, ...] = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "selu",
+)
+CALCULATE_GAIN_NAMES: tuple[str, ...] = (
+    *TORCH_GAIN_NAMES,
+    *(name for name in GAIN_NAMES if name not in TORCH_GAIN_NAMES),
+)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def compute_fans(tensor: torch.Tensor | torch.Size | tuple[int, ...]) -> tuple[int, int]:
@@ -69,10 +93,12 @@ def compute_fans(tensor: torch.Tensor | torch.Size | tuple[int, ...]) -> tuple[i
 
 
 def fan(tensor: torch.Tensor | torch.Size | tuple[int, ...], mode: str = "fan_in") -> float:
-    """The fan a variance-scaling scheme divides by: fan_in, fan_out or their mean (fan_avg).
+    """The fan a variance-scaling scheme divides by: fan_in, fan_out, their arithmetic mean
+    (``fan_avg``, Glorot & Bengio 2010) or their geometric mean (``fan_geo_avg``,
+    ``sqrt(fan_in * fan_out)``, JAX's ``variance_scaling`` mode of that name).
 
-    >>> fan(torch.empty(100, 300), "fan_avg")
-    200.0
+    >>> fan(torch.empty(100, 300), "fan_avg"), round(fan(torch.empty(100, 400), "fan_geo_avg"))
+    (200.0, 200)
     """
     check_choice(mode, FAN_MODES, "fan mode")
     fan_in, fan_out = compute_fans(tensor)
@@ -80,6 +106,8 @@ def fan(tensor: torch.Tensor | torch.Size | tuple[int, ...], mode: str = "fan_in
         return float(fan_in)
     if mode == "fan_out":
         return float(fan_out)
+    if mode == "fan_geo_avg":
+        return math.sqrt(fan_in * fan_out)
     return (fan_in + fan_out) / 2.0
 
 
@@ -141,7 +169,7 @@ def gain(activation: str, param: float | None = None) -> float:
                 f"gain for {activation!r} takes no parameter (got {param}); only leaky_relu "
                 "(negative slope) and elu (alpha) do"
             )
-        if isinstance(param, bool) or not math.isfinite(param) or param < 0:
+        if not _is_number(param) or not math.isfinite(param) or param < 0:
             raise InitlabError(f"gain parameter must be a finite number >= 0, got {param!r}")
     if activation in ("linear", "identity", "sigmoid"):
         return 1.0
@@ -157,6 +185,45 @@ def gain(activation: str, param: float | None = None) -> float:
     return _second_moment_gain(activation, None if param is None else float(param))
 
 
+def calculate_gain(nonlinearity: str, param: int | float | None = None) -> float:
+    """``torch.nn.init.calculate_gain`` with the same names, values and errors, plus ours.
+
+    Every name torch knows (``linear``, ``conv1d`` .. ``conv3d``, ``conv_transpose1d`` ..
+    ``conv_transpose3d``, ``sigmoid``, ``tanh``, ``relu``, ``leaky_relu``, ``selu``) gives
+    torch's value (see :func:`gain` for the table); as in torch, ``param`` is the negative
+    slope of ``leaky_relu`` (default 0.01, any real number) and is ignored by the others.
+    A ``param`` that is not a number (a bool, a list, a dict) raises torch's ``ValueError``
+    ("negative_slope ... not a valid number"); an unknown name raises torch's ``ValueError``
+    ("Unsupported nonlinearity ...") and lists the valid names. Differences (deliberate):
+    the gains initlab adds (``identity``, ``softsign``, ``gelu``, ``silu``, ``elu`` with
+    ``param`` = alpha) are accepted; a non-finite slope (nan, inf) is refused instead of
+    giving a nan or zero gain; the result is always a float (torch returns the int 1 for
+    the linear names and sigmoid).
+
+    >>> calculate_gain("conv2d"), round(calculate_gain("leaky_relu", 0.2), 5)
+    (1.0, 1.38675)
+    >>> calculate_gain("tanh", 0.3) == 5 / 3  # param ignored, as in torch
+    True
+    """
+    if not isinstance(nonlinearity, str) or nonlinearity not in CALCULATE_GAIN_NAMES:
+        raise InitlabError(
+            f"Unsupported nonlinearity {nonlinearity}; valid: {', '.join(CALCULATE_GAIN_NAMES)}"
+        )
+    if nonlinearity in TORCH_GAIN_NAMES[:7]:  # linear and the convolutions
+        return 1.0
+    if nonlinearity == "leaky_relu":
+        if param is None:
+            return gain("leaky_relu")
+        if not _is_number(param):
+            raise InitlabError(f"negative_slope {param} not a valid number")
+        if not math.isfinite(param):
+            raise InitlabError(f"negative_slope {param} not a valid number (must be finite)")
+        return math.sqrt(2.0 / (1 + param**2))
+    if nonlinearity == "elu":
+        return gain("elu", param)
+    return gain(nonlinearity)
+
+
 def resolve_gain(value: float | str) -> float:
     """A gain given as a number, or as an activation name looked up with :func:`gain`.
 
@@ -165,7 +232,7 @@ def resolve_gain(value: float | str) -> float:
     """
     if isinstance(value, str):
         return gain(value)
-    if isinstance(value, bool) or not math.isfinite(value) or value < 0:
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
         raise InitlabError(
             f"gain must be a finite number >= 0 or an activation name, got {value!r}; "
             f"activation names: {', '.join(GAIN_NAMES)}"
@@ -174,10 +241,13 @@ def resolve_gain(value: float | str) -> float:
 
 
 __all__ = [
+    "CALCULATE_GAIN_NAMES",
     "FAN_MODES",
     "GAIN_NAMES",
+    "TORCH_GAIN_NAMES",
     "FanMode",
     "GainName",
+    "calculate_gain",
     "compute_fans",
     "fan",
     "gain",

@@ -4,7 +4,10 @@ Each takes a weight tensor (``Linear`` ``(out, in)`` or ``ConvNd`` ``(out, in, *
 fills it without recording gradients and returns it. The random ones take a
 ``torch.Generator``; the same generator state gives the same values. Where a scheme is a
 variance-scaling rule it is a one-line specialization of :func:`variance_scaling_`, so the
-fan conventions (PyTorch's, see :mod:`initlab.init.fans`) are shared by all of them.
+fan conventions (PyTorch's, see :mod:`initlab.init.fans`) are shared by all of them. The
+functions named as in ``torch.nn.init`` (``normal_``, ``xavier_uniform_``, ``kaiming_*``,
+``orthogonal_``, ...) live in :mod:`initlab.init.nn_init` with torch's signatures; this
+module holds initlab's own schemes and the JAX/Keras truncated-normal forms.
 
 References: Glorot & Bengio 2010 (AISTATS), "Understanding the difficulty of training deep
 feedforward neural networks"; He et al. 2015 (ICCV), "Delving Deep into Rectifiers";
@@ -12,7 +15,8 @@ LeCun et al. 1998, "Efficient BackProp"; Saxe et al. 2014 (ICLR), "Exact solutio
 nonlinear dynamics of learning in deep linear neural networks"; Xiao et al. 2018 (ICML),
 "Dynamical Isometry and a Mean Field Theory of CNNs"; Poole et al. 2016 (NeurIPS),
 "Exponential expressivity in deep neural networks through transient chaos"; Schoenholz et
-al. 2017 (ICLR), "Deep Information Propagation".
+al. 2017 (ICLR), "Deep Information Propagation"; Klambauer et al. 2017 (NeurIPS),
+"Self-Normalizing Neural Networks".
 """
 
 from __future__ import annotations
@@ -26,7 +30,13 @@ from initlab.errors import InitlabError, check_choice
 from initlab.init.fans import gain as activation_gain
 from initlab.init.fans import resolve_gain
 from initlab.init.meanfield import critical_point
-from initlab.init.variance_scaling import sample_truncated_normal_, variance_scaling_
+from initlab.init.nn_init import kaiming_std, orthogonal_, xavier_normal_, xavier_uniform_
+from initlab.init.variance_scaling import (
+    draw_scaled_,
+    sample_truncated_normal_,
+    variance_scaling_,
+    warn_if_empty,
+)
 
 HeMode = Literal["fan_in", "fan_out"]
 HE_MODES: tuple[str, ...] = get_args(HeMode)
@@ -35,7 +45,8 @@ HE_NONLINEARITIES: tuple[str, ...] = get_args(HeNonlinearity)
 
 
 def _check_number(name: str, value: float, low: float | None = 0.0) -> float:
-    if isinstance(value, bool) or not math.isfinite(value) or (low is not None and value < low):
+    bad = isinstance(value, bool) or not isinstance(value, int | float)
+    if bad or not math.isfinite(value) or (low is not None and value < low):
         bound = "" if low is None else f" >= {low:g}"
         raise InitlabError(f"{name} must be a finite number{bound}, got {value!r}")
     return float(value)
@@ -49,65 +60,7 @@ def _check_conv(tensor: torch.Tensor, scheme: str) -> None:
         )
 
 
-# --- constants -------------------------------------------------------------------------
-
-
-def zeros_(tensor: torch.Tensor) -> torch.Tensor:
-    """Fill with 0. Every unit of a layer then computes the same function and receives the
-    same gradient, so they never become different: the symmetry problem (Glorot & Bengio
-    2010; PROTOCOLS A2).
-
-    >>> zeros_(torch.empty(2, 3)).abs().sum().item()
-    0.0
-    """
-    with torch.no_grad():
-        return tensor.zero_()
-
-
-def constant_(tensor: torch.Tensor, value: float = 0.0) -> torch.Tensor:
-    """Fill with one value ``w = value`` (symmetric like :func:`zeros_`).
-
-    >>> constant_(torch.empty(2, 2), 0.5).tolist()
-    [[0.5, 0.5], [0.5, 0.5]]
-    """
-    _check_number("value", value, low=None)
-    with torch.no_grad():
-        return tensor.fill_(value)
-
-
 # --- plain distributions -----------------------------------------------------------------
-
-
-def normal_(
-    tensor: torch.Tensor,
-    std: float = 1.0,
-    mean: float = 0.0,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """``w ~ N(mean, std^2)``, whatever the layer's size (e.g. the "std=0.01" of PROTOCOLS B1).
-
-    >>> g = torch.Generator().manual_seed(0)
-    >>> round(normal_(torch.empty(500, 500), 0.01, generator=g).std().item(), 3)
-    0.01
-    """
-    _check_number("std", std)
-    _check_number("mean", mean, low=None)
-    with torch.no_grad():
-        return tensor.normal_(mean, std, generator=generator)
-
-
-def uniform_(
-    tensor: torch.Tensor, a: float = 1.0, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """``w ~ U(-a, a)``: variance ``a^2 / 3``.
-
-    >>> g = torch.Generator().manual_seed(0)
-    >>> bool(uniform_(torch.empty(100, 100), 0.1, generator=g).abs().max() <= 0.1)
-    True
-    """
-    _check_number("a", a)
-    with torch.no_grad():
-        return tensor.uniform_(-a, a, generator=generator)
 
 
 def truncated_normal_(
@@ -122,7 +75,10 @@ def truncated_normal_(
 
     ``a`` and ``b`` are in units of ``std`` (default: cut at 2 std). ``std`` is that of the
     parent normal; the drawn values have the smaller std
-    ``std * truncated_normal_std(a, b)`` (0.8796 std for [-2, 2]).
+    ``std * truncated_normal_std(a, b)`` (0.8796 std for [-2, 2]). Sampled by inversion
+    (one uniform per value). This is initlab's form; ``torch.nn.init.trunc_normal_(tensor,
+    mean, std, a, b)`` takes absolute bounds and is :func:`initlab.init.trunc_normal_`.
+    Complex tensors are refused (a cut at [a, b] has no complex meaning).
 
     >>> g = torch.Generator().manual_seed(0)
     >>> w = truncated_normal_(torch.empty(100, 100), 0.1, generator=g)
@@ -151,39 +107,8 @@ def standard_(tensor: torch.Tensor, generator: torch.Generator | None = None) ->
 # --- Glorot / He / LeCun -----------------------------------------------------------------
 
 
-def xavier_normal_(
-    tensor: torch.Tensor, gain: float | str = 1.0, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Glorot & Bengio 2010 ("normalized" init, normal form):
-    ``w ~ N(0, gain^2 * 2 / (fan_in + fan_out))``.
-
-    ``gain`` is a number or an activation name (see :func:`initlab.init.fans.gain`).
-    ``variance_scaling_(scale=gain^2, mode="fan_avg", distribution="normal")``.
-
-    >>> g = torch.Generator().manual_seed(0)
-    >>> round(xavier_normal_(torch.empty(300, 500), generator=g).std().item(), 3)
-    0.05
-    """
-    return variance_scaling_(tensor, resolve_gain(gain) ** 2, "fan_avg", "normal", generator)
-
-
-def xavier_uniform_(
-    tensor: torch.Tensor, gain: float | str = 1.0, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Glorot & Bengio 2010, eq. 16 ("normalized initialization"):
-    ``w ~ U[-gain sqrt(6 / (fan_in + fan_out)), gain sqrt(6 / (fan_in + fan_out))]``.
-
-    ``variance_scaling_(scale=gain^2, mode="fan_avg", distribution="uniform")``.
-
-    >>> g = torch.Generator().manual_seed(0)
-    >>> w = xavier_uniform_(torch.empty(300, 500), "tanh", generator=g)
-    >>> bool(w.abs().max() <= 5 / 3 * (6 / 800) ** 0.5)
-    True
-    """
-    return variance_scaling_(tensor, resolve_gain(gain) ** 2, "fan_avg", "uniform", generator)
-
-
 def _he_scale(negative_slope: float, mode: str, nonlinearity: str) -> float:
+    """``2 / (1 + negative_slope^2)``, the He variance scale, with the arguments checked."""
     check_choice(mode, HE_MODES, "He mode")
     check_choice(nonlinearity, HE_NONLINEARITIES, "He nonlinearity")
     _check_number("negative_slope", negative_slope)
@@ -192,6 +117,11 @@ def _he_scale(negative_slope: float, mode: str, nonlinearity: str) -> float:
             f"negative_slope={negative_slope} needs nonlinearity='leaky_relu' (relu has slope 0)"
         )
     return activation_gain("leaky_relu", negative_slope) ** 2
+
+
+def _he_std(tensor: torch.Tensor, negative_slope: float, mode: str, nonlinearity: str) -> float:
+    _he_scale(negative_slope, mode, nonlinearity)
+    return kaiming_std(tensor, negative_slope, mode, "leaky_relu")
 
 
 def he_normal_(
@@ -205,15 +135,19 @@ def he_normal_(
 
     ``fan`` is ``fan_in`` (preserves forward variance) or ``fan_out`` (backward, eq. 14).
     ``negative_slope=0`` (default) is ReLU; ``nonlinearity`` is ``"leaky_relu"`` (honours the
-    slope) or ``"relu"`` (slope must be 0), as in ``torch.nn.init.kaiming_normal_``.
+    slope) or ``"relu"`` (slope must be 0). The same values as
+    ``torch.nn.init.kaiming_normal_`` (and :func:`initlab.init.kaiming_normal_`), with its
+    arguments checked: torch ignores a slope given with ``"relu"``, this refuses it.
     ``variance_scaling_(scale=2 / (1 + negative_slope^2), mode, distribution="normal")``.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> round(he_normal_(torch.empty(400, 800), generator=g).std().item(), 3)
     0.05
     """
-    scale = _he_scale(negative_slope, mode, nonlinearity)
-    return variance_scaling_(tensor, scale, mode, "normal", generator)
+    std = _he_std(tensor, negative_slope, mode, nonlinearity)
+    if warn_if_empty(tensor):
+        return tensor
+    return draw_scaled_(tensor, std, "normal", generator)
 
 
 def he_uniform_(
@@ -225,22 +159,26 @@ def he_uniform_(
 ) -> torch.Tensor:
     """He et al. 2015, uniform form: ``w ~ U[-b, b]``, ``b = sqrt(6 / ((1 + slope^2) fan))``.
 
+    The values of ``torch.nn.init.kaiming_uniform_``, arguments checked as in
+    :func:`he_normal_`.
     ``variance_scaling_(scale=2 / (1 + negative_slope^2), mode, distribution="uniform")``.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> bool(he_uniform_(torch.empty(100, 600), generator=g).abs().max() <= 0.1)
     True
     """
-    scale = _he_scale(negative_slope, mode, nonlinearity)
-    return variance_scaling_(tensor, scale, mode, "uniform", generator)
+    std = _he_std(tensor, negative_slope, mode, nonlinearity)
+    if warn_if_empty(tensor):
+        return tensor
+    return draw_scaled_(tensor, std, "uniform", generator)
 
 
 def lecun_normal_(tensor: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """LeCun et al. 1998, section 4.6: ``w ~ N(0, 1 / fan_in)`` (unit-variance outputs for a
     linear unit; the self-normalising init of SELU; the "Xavier" of many textbooks).
 
-    ``variance_scaling_(scale=1, mode="fan_in", distribution="normal")``. (JAX's
-    ``lecun_normal`` uses a truncated normal: ``variance_scaling:distribution=truncated_normal``.)
+    ``variance_scaling_(scale=1, mode="fan_in", distribution="normal")``. (JAX's and Keras's
+    ``lecun_normal`` is a truncated normal: :func:`lecun_truncated_normal_`.)
 
     >>> g = torch.Generator().manual_seed(0)
     >>> round(lecun_normal_(torch.empty(400, 100), generator=g).std().item(), 2)
@@ -261,47 +199,66 @@ def lecun_uniform_(tensor: torch.Tensor, generator: torch.Generator | None = Non
     return variance_scaling_(tensor, 1.0, "fan_in", "uniform", generator)
 
 
-# --- orthogonal family -------------------------------------------------------------------
+# --- JAX / Keras: the truncated-normal forms -----------------------------------------------
 
 
-def orthogonal_(
+def glorot_truncated_normal_(
     tensor: torch.Tensor, gain: float | str = 1.0, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Saxe et al. 2014: a random (semi-)orthogonal matrix times ``gain``.
+    """Glorot & Bengio 2010 from a truncated normal, as JAX's ``glorot_normal`` and Keras's
+    ``GlorotNormal`` draw it: ``w = s x``, ``x ~ N(0, 1)`` cut to [-2, 2],
+    ``s = gain * sqrt(2 / (fan_in + fan_out)) / 0.87962566``, so that the drawn values have
+    variance ``gain^2 * 2 / (fan_in + fan_out)`` (no value beyond 2.27 times that std).
 
-    The weight is viewed as ``W`` of shape ``(out, in * kernel)``; ``W W^T = gain^2 I`` when
-    ``out <= in * kernel`` (rows orthonormal), else ``W^T W = gain^2 I``. Algorithm (Mezzadri
-    2007, so that ``W`` is Haar-distributed): draw ``A`` with i.i.d. N(0, 1) entries, take
-    ``A = QR``, multiply each column of ``Q`` by the sign of ``R``'s diagonal. The draw order
-    is that of ``torch.nn.init.orthogonal_``.
+    ``variance_scaling_(scale=gain^2, mode="fan_avg", distribution="truncated_normal")``.
 
     >>> g = torch.Generator().manual_seed(0)
-    >>> w = orthogonal_(torch.empty(3, 5), 2.0, generator=g)
-    >>> torch.allclose(w @ w.T, 4 * torch.eye(3), atol=1e-5)
-    True
+    >>> w = glorot_truncated_normal_(torch.empty(300, 500), generator=g)
+    >>> round(w.std().item(), 3), bool(w.abs().max() <= 2 * 0.05 / 0.87962566 + 1e-6)
+    (0.05, True)
     """
-    scale = resolve_gain(gain)
-    if tensor.dim() < 2:
-        raise InitlabError(f"orthogonal needs a weight with >= 2 dimensions, got {tensor.dim()}")
-    if tensor.numel() == 0:
-        return tensor
-    rows = tensor.size(0)
-    cols = tensor.numel() // rows
-    work_dtype = tensor.dtype if tensor.dtype in (torch.float32, torch.float64) else torch.float32
-    with torch.no_grad():
-        # 1. Gaussian matrix, tall (transpose a wide one so QR gives orthonormal columns)
-        flat = torch.empty((rows, cols), dtype=work_dtype, device=tensor.device)
-        flat.normal_(0.0, 1.0, generator=generator)
-        if rows < cols:
-            flat.t_()
-        # 2. QR, with the signs fixed so that Q is uniform over the orthogonal group
-        q, r = torch.linalg.qr(flat)
-        q *= torch.diagonal(r).sign()
-        if rows < cols:
-            q.t_()
-        # 3. copy back and scale
-        tensor.view_as(q).copy_(q)
-        return tensor.mul_(scale)
+    scale = resolve_gain(gain) ** 2
+    return variance_scaling_(tensor, scale, "fan_avg", "truncated_normal", generator)
+
+
+def he_truncated_normal_(
+    tensor: torch.Tensor,
+    negative_slope: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """He et al. 2015 from a truncated normal, as JAX's ``he_normal`` and Keras's
+    ``HeNormal`` draw it: variance ``2 / ((1 + negative_slope^2) fan)`` after the cut at 2
+    parent stds (parent std divided by 0.87962566). Arguments as in :func:`he_normal_`.
+
+    ``variance_scaling_(scale=2 / (1 + slope^2), mode, distribution="truncated_normal")``.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> round(he_truncated_normal_(torch.empty(400, 800), generator=g).std().item(), 3)
+    0.05
+    """
+    scale = _he_scale(negative_slope, mode, nonlinearity)
+    return variance_scaling_(tensor, scale, mode, "truncated_normal", generator)
+
+
+def lecun_truncated_normal_(
+    tensor: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """LeCun et al. 1998 from a truncated normal, as JAX's ``lecun_normal`` and Keras's
+    ``LecunNormal`` draw it (the init of self-normalizing SELU networks, Klambauer et al.
+    2017): variance ``1 / fan_in`` after the cut at 2 parent stds.
+
+    ``variance_scaling_(scale=1, mode="fan_in", distribution="truncated_normal")``.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> round(lecun_truncated_normal_(torch.empty(400, 100), generator=g).std().item(), 2)
+    0.1
+    """
+    return variance_scaling_(tensor, 1.0, "fan_in", "truncated_normal", generator)
+
+
+# --- orthogonal family -------------------------------------------------------------------
 
 
 def identity_(tensor: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
@@ -324,45 +281,29 @@ def identity_(tensor: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         return tensor.copy_(eye).mul_(value)
 
 
-def _centre(tensor: torch.Tensor) -> tuple[int, ...]:
-    return tuple(k // 2 for k in tensor.shape[2:])
+def same_padding_centre(kernel: tuple[int, ...] | torch.Size) -> tuple[int, ...]:
+    """The kernel tap ``padding="same"`` aligns with the output position: ``(k - 1) // 2``.
 
+    PyTorch's (and JAX's) 'same' padding puts ``(k - 1) // 2`` zeros before the input and
+    the rest after, so output ``i`` sees input ``i`` through tap ``(k - 1) // 2``. For odd
+    ``k`` that is ``k // 2`` (the middle); for even ``k`` it is one less.
 
-def dirac_(tensor: torch.Tensor, gain: float = 1.0, groups: int = 1) -> torch.Tensor:
-    """The Dirac delta for convolutions: ``W[g*m + i, i, centre] = gain``, zero elsewhere.
-
-    A convolution with this kernel (and 'same' padding) copies its first ``min(out, in)``
-    input channels to its output (per group when ``groups > 1``); ``centre`` is
-    ``k // 2`` in every spatial dimension, as in ``torch.nn.init.dirac_``.
-
-    >>> w = dirac_(torch.empty(2, 2, 3))
-    >>> w[:, :, 1].tolist(), w.sum().item()
-    ([[1.0, 0.0], [0.0, 1.0]], 2.0)
+    >>> same_padding_centre((1, 2, 3, 4, 5))
+    (0, 0, 1, 1, 2)
     """
-    _check_conv(tensor, "dirac")
-    value = _check_number("gain", gain)
-    if isinstance(groups, bool) or groups < 1 or tensor.size(0) % groups != 0:
-        raise InitlabError(
-            f"dirac groups must be a positive divisor of out_channels {tensor.size(0)}, "
-            f"got {groups}"
-        )
-    per_group = tensor.size(0) // groups
-    diagonal = torch.arange(min(per_group, tensor.size(1)), device=tensor.device)
-    with torch.no_grad():
-        tensor.zero_()
-        for g in range(groups):
-            tensor[(g * per_group + diagonal, diagonal, *_centre(tensor))] = value
-    return tensor
+    return tuple((k - 1) // 2 for k in kernel)
 
 
 def delta_orthogonal_(
     tensor: torch.Tensor, gain: float | str = 1.0, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Xiao et al. 2018, Algorithm 2: ``W[:, :, centre] = gain * H``, zero elsewhere.
+    """Xiao et al. 2018, Algorithm 2: ``W[:, :, c] = gain * H``, zero elsewhere.
 
     ``H`` is an ``(out, in)`` random matrix with orthonormal columns (``H^T H = I``, drawn as
     in :func:`orthogonal_`), so the convolution is an isometry at initialization. Needs
-    ``in_channels <= out_channels`` (``weight.shape[1] <= weight.shape[0]``).
+    ``in_channels <= out_channels`` (``weight.shape[1] <= weight.shape[0]``). The tap ``c``
+    is ``(k - 1) // 2`` per dimension (:func:`same_padding_centre`, JAX's choice), so that a
+    convolution with ``padding="same"`` preserves the norm for even kernel sizes too.
 
     >>> g = torch.Generator().manual_seed(0)
     >>> w = delta_orthogonal_(torch.empty(4, 3, 3, 3), generator=g)
@@ -380,7 +321,7 @@ def delta_orthogonal_(
     with torch.no_grad():
         centre_matrix = orthogonal_(tensor.new_empty(out_channels, in_channels), gain, generator)
         tensor.zero_()
-        tensor[(slice(None), slice(None), *_centre(tensor))] = centre_matrix
+        tensor[(slice(None), slice(None), *same_padding_centre(tensor.shape[2:]))] = centre_matrix
     return tensor
 
 
@@ -410,36 +351,59 @@ def critical_(
     return variance_scaling_(tensor, sigma_w2, "fan_in", "normal", generator)
 
 
-# Aliases: the same functions under their other common names.
+def critical_orthogonal_(
+    tensor: torch.Tensor,
+    sigma_b2: float = 0.05,
+    activation: str = "tanh",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Orthogonal weights at the edge of chaos (Pennington et al. 2017; Xiao et al. 2018).
+
+    ``W = sqrt(sigma_w^2) Q`` with ``Q`` Haar orthogonal (:func:`orthogonal_`) for a Linear
+    weight, and the delta-orthogonal kernel (:func:`delta_orthogonal_`, Xiao et al. 2018,
+    Algorithm 2) for a convolution, where ``sigma_w^2`` is on the critical line
+    ``chi_1 = 1`` for ``sigma_b2`` (:func:`initlab.init.meanfield.critical_point`).
+    Biases ``b ~ N(0, sigma_b2)`` (the "critical" bias rule). A square ``W`` has
+    ``W W^T = sigma_w^2 I``: every singular value of the layer's Jacobian at init is
+    ``sigma_w phi'``, which is what gives deep tanh networks *dynamical isometry* (the
+    input-output Jacobian's singular values concentrate near 1) where Gaussian weights of
+    the same variance do not.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> w = critical_orthogonal_(torch.empty(4, 4), generator=g)
+    >>> torch.allclose(w @ w.T, 1.7611 * torch.eye(4), atol=1e-3)
+    True
+    """
+    sigma_w2, _ = critical_point(_check_number("sigma_b2", sigma_b2), activation)
+    if tensor.dim() > 2:
+        return delta_orthogonal_(tensor, math.sqrt(sigma_w2), generator)
+    return orthogonal_(tensor, math.sqrt(sigma_w2), generator)
+
+
+# Aliases: the same functions under their other common names (PyTorch's Glorot forms; JAX's
+# and Keras's glorot_normal is glorot_truncated_normal_).
 glorot_normal_ = xavier_normal_
 glorot_uniform_ = xavier_uniform_
-kaiming_normal_ = he_normal_
-kaiming_uniform_ = he_uniform_
 
 __all__ = [
     "HE_MODES",
     "HE_NONLINEARITIES",
     "HeMode",
     "HeNonlinearity",
-    "constant_",
     "critical_",
+    "critical_orthogonal_",
     "delta_orthogonal_",
-    "dirac_",
     "glorot_normal_",
+    "glorot_truncated_normal_",
     "glorot_uniform_",
     "he_normal_",
+    "he_truncated_normal_",
     "he_uniform_",
     "identity_",
-    "kaiming_normal_",
-    "kaiming_uniform_",
     "lecun_normal_",
+    "lecun_truncated_normal_",
     "lecun_uniform_",
-    "normal_",
-    "orthogonal_",
+    "same_padding_centre",
     "standard_",
     "truncated_normal_",
-    "uniform_",
-    "xavier_normal_",
-    "xavier_uniform_",
-    "zeros_",
 ]

@@ -13,11 +13,20 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Literal, get_args
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from initlab.activations import ACTIVATION_NAMES, make_activation
 from initlab.errors import InitlabError, check_choice
+
+DropoutMode = Literal["inverted", "scale_at_test"]
+"""How dropout keeps the expected activation: ``inverted`` (PyTorch's ``nn.Dropout``: kept
+units are scaled by ``1 / (1 - p)`` in training, nothing at test time) or
+``scale_at_test`` (Srivastava et al. 2014 and the from-scratch book's ``Dropout``: kept
+units are unscaled in training, every unit is multiplied by ``1 - p`` at test time)."""
+DROPOUT_MODES: tuple[str, ...] = get_args(DropoutMode)
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,8 @@ class MLPSpec:
     batchnorm: bool = False  # BatchNorm1d after every hidden affine map
     dropout: float = 0.0  # dropout probability after every hidden activation
     bias: bool = True  # affine maps have a bias
+    bn_eps: float = 1e-5  # batch norm's eps in sqrt(var + eps) (torch's 1e-5; the book 1e-6)
+    dropout_mode: DropoutMode = "inverted"  # see DropoutMode
 
     def __post_init__(self) -> None:
         if len(self.widths) < 2:
@@ -40,6 +51,9 @@ class MLPSpec:
         check_choice(self.activation, ACTIVATION_NAMES, "activation")
         if not 0.0 <= self.dropout < 1.0:
             raise InitlabError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not self.bn_eps > 0:
+            raise InitlabError(f"bn_eps must be positive, got {self.bn_eps}")
+        check_choice(self.dropout_mode, DROPOUT_MODES, "dropout mode")
 
     @property
     def depth(self) -> int:
@@ -53,6 +67,29 @@ class MLPSpec:
         return data
 
 
+class ScaledAtTestDropout(nn.Module):
+    """Dropout as Srivastava et al. (2014) and the from-scratch book's ``Dropout`` layer:
+    training ``y = x * m`` with ``m ~ Bernoulli(1 - p)`` (no rescaling), test ``y = (1 - p) x``.
+
+    The mask is drawn as ``torch.nn.functional.dropout`` draws it on the CPU (one
+    ``bernoulli_(1 - p)`` of the input's shape from the global generator), so the same seed
+    drops the same units as ``nn.Dropout``.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        keep = 1.0 - self.p
+        if not self.training:
+            return x * keep
+        return x * torch.empty_like(x).bernoulli_(keep)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class MLP(nn.Sequential):
     """An ``nn.Sequential`` that remembers the :class:`MLPSpec` it was built from."""
 
@@ -63,10 +100,13 @@ class MLP(nn.Sequential):
             if i == spec.depth:
                 break
             if spec.batchnorm:
-                layers[f"norm{i}"] = nn.BatchNorm1d(n_out)
+                layers[f"norm{i}"] = nn.BatchNorm1d(n_out, eps=spec.bn_eps)
             layers[f"act{i}"] = make_activation(spec.activation)
             if spec.dropout > 0:
-                layers[f"dropout{i}"] = nn.Dropout(spec.dropout)
+                inverted = spec.dropout_mode == "inverted"
+                layers[f"dropout{i}"] = (
+                    nn.Dropout(spec.dropout) if inverted else ScaledAtTestDropout(spec.dropout)
+                )
         super().__init__(layers)
         self.spec = spec
 
@@ -77,6 +117,8 @@ def mlp(
     batchnorm: bool = False,
     dropout: float = 0.0,
     bias: bool = True,
+    bn_eps: float = 1e-5,
+    dropout_mode: DropoutMode = "inverted",
 ) -> MLP:
     """Build a fully connected network.
 
@@ -86,6 +128,8 @@ def mlp(
         batchnorm: insert ``BatchNorm1d`` before every hidden activation.
         dropout: dropout probability after every hidden activation (0 disables it).
         bias: give affine layers a bias.
+        bn_eps: batch norm's eps (the from-scratch book uses 1e-6, torch 1e-5).
+        dropout_mode: ``"inverted"`` (``nn.Dropout``) or ``"scale_at_test"`` (the book's).
 
     >>> mlp([784, 100, 10], "tanh")
     MLP(
@@ -94,7 +138,15 @@ def mlp(
       (linear2): Linear(in_features=100, out_features=10, bias=True)
     )
     """
-    spec = MLPSpec(tuple(int(w) for w in widths), activation, batchnorm, float(dropout), bias)
+    spec = MLPSpec(
+        tuple(int(w) for w in widths),
+        activation,
+        batchnorm,
+        float(dropout),
+        bias,
+        float(bn_eps),
+        dropout_mode,
+    )
     return MLP(spec)
 
 

@@ -141,9 +141,14 @@ class Diagnosis:
         """One plain dict per layer."""
         return [layer.to_dict() for layer in self.layers]
 
-    def render(self) -> Table:
+    def render(self, max_rows: int | None = 40) -> Table:
         """A rich table: one row per layer, the verdict in the title, the advice below it
-        (each layer's ``reason`` is in :meth:`to_dicts`)."""
+        (each layer's ``reason`` is in :meth:`to_dicts`).
+
+        A network of more than ``max_rows`` layers shows its first and last layers and every
+        layer whose verdict differs from the one before; a dimmed row says how many layers
+        were left out between them (None shows every layer).
+        """
         from rich.markup import escape
         from rich.table import Table
 
@@ -159,7 +164,13 @@ class Diagnosis:
         for column in ("W std", "act std", "grad std", "sat", "dead"):
             table.add_column(column, justify="right", no_wrap=True)
         table.add_column("verdict", no_wrap=True)
-        for d in self.layers:
+        shown = _shown_rows(self.layers, max_rows)
+        previous = -1
+        for i in shown:
+            if i > previous + 1:
+                table.add_row(f"[dim]... {i - previous - 1} layers[/dim]", *([""] * 7))
+            previous = i
+            d = self.layers[i]
             style = colour.get(d.verdict, "magenta")
             table.add_row(
                 escape(d.name),
@@ -172,6 +183,22 @@ class Diagnosis:
                 f"[{style}]{d.verdict}[/{style}]",
             )
         return table
+
+
+def _shown_rows(layers: Sequence[LayerDiagnosis], max_rows: int | None) -> list[int]:
+    """The layer indices a table of at most ``max_rows`` rows shows: the first and last
+    layers, then the layers whose verdict changes, in order."""
+    n = len(layers)
+    if max_rows is None or n <= max_rows:
+        return list(range(n))
+    head, tail = max_rows // 3, max_rows // 6
+    keep = set(range(head)) | set(range(n - tail, n))
+    for i in range(1, n):
+        if len(keep) >= max_rows:
+            break
+        if layers[i].verdict != layers[i - 1].verdict:
+            keep.add(i)
+    return sorted(keep)
 
 
 @dataclass
@@ -377,56 +404,200 @@ def _recommend(layers: list[LayerDiagnosis], verdict: Verdict) -> str:
     return f"{where} ({count}): use {scheme}"
 
 
+STREAM_FROM_LAYERS = 100
+"""Plain chains (``nn.Sequential`` of Linear/Conv and activations) with at least this many
+Linear/Conv layers are diagnosed block by block in bounded memory
+(:mod:`initlab.probes.diagnose_chain`), with progress; smaller ones through hooks."""
+
+
+def _check_inputs(model: nn.Module, args: tuple[Any, ...]) -> None:
+    """One line for inputs that cannot be diagnosed: not tensors, an empty batch, or a
+    feature count the first Linear layer cannot read."""
+    if not args or not all(isinstance(a, torch.Tensor) for a in args):
+        kinds = ", ".join(type(a).__name__ for a in args) or "nothing"
+        raise InitlabError(
+            f"diagnose needs inputs as a tensor (or a tuple of tensors), got {kinds}"
+        )
+    first = args[0]
+    if first.dim() == 0 or first.shape[0] == 0:
+        raise InitlabError(
+            f"diagnose needs a non-empty batch, got inputs of shape {list(first.shape)}"
+        )
+    if not (first.is_floating_point() or first.is_complex()):
+        return
+    linear = next((m for m in model.modules() if isinstance(m, _AFFINE)), None)
+    if (
+        isinstance(linear, nn.Linear)
+        and len(args) == 1
+        and first.shape[-1] != linear.in_features
+        and next(iter(model.children()), None) is linear
+    ):
+        raise InitlabError(
+            f"inputs of shape {list(first.shape)} do not fit the model's first layer "
+            f"({linear.in_features} input features); give [batch, {linear.in_features}]"
+        )
+
+
+def _check_targets(output: torch.Tensor, targets: torch.Tensor | None) -> None:
+    """Targets that the default losses can use: class indices within the output's columns
+    (one per sample), or floats of the output's shape."""
+    if targets is None:
+        return
+    if not isinstance(targets, torch.Tensor):
+        raise InitlabError(f"targets must be a tensor, got {type(targets).__name__}")
+    if targets.dtype.is_floating_point:
+        if targets.shape != output.shape:
+            raise InitlabError(
+                f"float targets must have the output's shape {list(output.shape)}, got "
+                f"{list(targets.shape)} (class labels must be integers)"
+            )
+        return
+    if targets.dtype == torch.bool or targets.dim() != 1 or targets.shape[0] != output.shape[0]:
+        raise InitlabError(
+            f"class targets must be integers of shape [{output.shape[0]}] (one per sample), "
+            f"got {targets.dtype} of shape {list(targets.shape)}"
+        )
+    classes = output.shape[1] if output.dim() == 2 else 0
+    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= classes):
+        raise InitlabError(
+            f"class targets must lie in 0..{classes - 1} (the output has {classes} columns), "
+            f"got {int(targets.min())}..{int(targets.max())}"
+        )
+
+
+def _forward(model: nn.Module, args: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """``model(*args)``; a failure of the model on these inputs becomes one line."""
+    try:
+        return model(*args)
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        shapes = ", ".join(str(list(a.shape)) for a in args)
+        raise InitlabError(f"the model failed on inputs of shape {shapes}: {first}") from None
+
+
 def diagnose(
     model: nn.Module,
     inputs: torch.Tensor | Sequence[torch.Tensor],
     targets: torch.Tensor | None = None,
     loss_fn: Callable[..., torch.Tensor] | None = None,
     seed: int = 0,
+    progress: Callable[[float, float], None] | None = None,
 ) -> Diagnosis:
     """One forward and backward pass on ``inputs``; a verdict per Linear/Conv layer.
 
     Args:
         model: any module with Linear/Conv layers; activation modules of the
             :mod:`initlab.activations` vocabulary are paired with the layer before them.
-        inputs: a batch (a tuple is passed as ``model(*inputs)``).
-        targets: optional targets; ``None`` draws random labels for logits (see the module
-            docstring for the default losses).
+        inputs: a non-empty batch (a tuple is passed as ``model(*inputs)``).
+        targets: optional targets: integer class labels (one per sample, within the
+            output's columns) or floats of the output's shape; ``None`` draws random labels
+            for logits (see the module docstring for the default losses).
         loss_fn: ``loss_fn(output, targets)``, or ``loss_fn(output)`` when there are no targets.
         seed: seed of the random labels.
+        progress: ``progress(done, total)`` as layers pass; called only for deep plain
+            chains (:data:`STREAM_FROM_LAYERS`), which are diagnosed layer by layer.
 
     The model is left as it was: its mode, parameters, ``.grad`` and buffers (batch-norm
     running statistics) are unchanged. Verdict rules and thresholds: see the module docstring.
     """
     args = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+    _check_inputs(model, args)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise InitlabError("diagnose needs a model with parameters that require grad")
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
+
+    def loss_of(output: Any) -> torch.Tensor:
+        if not isinstance(output, torch.Tensor):
+            raise InitlabError(
+                f"diagnose needs a model that returns a tensor, got {type(output).__name__}"
+            )
+        _check_targets(output, targets)
+        loss = _loss(output, targets, loss_fn, seed)
+        if not (isinstance(loss, torch.Tensor) and loss.dim() == 0 and loss.requires_grad):
+            raise InitlabError(
+                "diagnose needs a scalar loss that depends on the parameters; check loss_fn "
+                "and that the model's forward does not detach its output"
+            )
+        return loss
+
+    from initlab.probes.diagnose_chain import chain_blocks, diagnose_chain
+
+    blocks = chain_blocks(model) if len(args) == 1 else None
     try:
-        with torch.enable_grad():
-            output, seen = _capture(model, lambda: model(*args))
-            if not isinstance(output, torch.Tensor):
-                raise InitlabError(
-                    f"diagnose needs a model that returns a tensor, got {type(output).__name__}"
-                )
-            loss = _loss(output, targets, loss_fn, seed)
-            if not (isinstance(loss, torch.Tensor) and loss.dim() == 0 and loss.requires_grad):
-                raise InitlabError(
-                    "diagnose needs a scalar loss that depends on the parameters; check loss_fn "
-                    "and that the model's forward does not detach its output"
-                )
-            torch.autograd.grad(loss, params, allow_unused=True)
+        if blocks is not None and len(blocks) >= STREAM_FROM_LAYERS:
+            numbers, loss = diagnose_chain(
+                blocks, args[0], loss_of, _forward_numbers, _add_grad, progress
+            )
+            layers = _judge(numbers)
+        else:
+            with torch.enable_grad():
+                output, seen = _capture(model, lambda: _forward(model, args))
+                loss = loss_of(output)
+                torch.autograd.grad(loss, params, allow_unused=True)
+            layers = _diagnose_layers(seen)
     finally:
         with torch.no_grad():
             for name, b in model.named_buffers():
                 if name in buffers:
                     b.copy_(buffers[name])
-    layers = _diagnose_layers(seen)
     if not layers:
         raise InitlabError("diagnose found no Linear or Conv layer in the model")
     verdict = min((d.verdict for d in layers), key=SEVERITY.index)
     return Diagnosis(layers, verdict, _recommend(layers, verdict), float(loss.detach()))
+
+
+def _forward_numbers(
+    name: str,
+    module: nn.Module,
+    act_name: str | None,
+    acts: torch.Tensor,
+    output: torch.Tensor,
+    next_module: nn.Module | None,
+) -> dict[str, Any]:
+    """One layer's numbers from its forward pass (the gradient's come in :func:`_add_grad`)."""
+    weight = getattr(module, "weight", None)
+    fans = _fans(weight) if isinstance(weight, torch.Tensor) else (0, 0)
+    return {
+        "name": name,
+        "module": type(module).__name__,
+        "activation": act_name,
+        "act_std": std(acts),
+        "saturated": saturated_fraction(acts, act_name),
+        "dead": dead_fraction(acts),
+        "weight_std": std(weight) if isinstance(weight, torch.Tensor) else math.nan,
+        "fan_in": fans[0],
+        "fan_out": fans[1],
+        "nonfinite": sum(
+            nonfinite_count(t) for t in (weight, output, acts) if isinstance(t, torch.Tensor)
+        ),
+        "hidden": next_module is not None,
+        "can_die": act_name is not None and activation_info(act_name).can_die,
+        "symmetric_weights": _symmetric_weights(module, next_module),
+        "symmetric_acts": _symmetric_activations(acts),
+    }
+
+
+def _add_grad(numbers: dict[str, Any], grad: torch.Tensor | None) -> None:
+    """Complete a layer's numbers with its back-propagated gradient (None: none reached it)."""
+    numbers["grad_std"] = std(grad) if grad is not None else math.nan
+    if grad is not None:
+        numbers["nonfinite"] += nonfinite_count(grad)
+
+
+def _judge(numbers: list[dict[str, Any]]) -> list[LayerDiagnosis]:
+    """Apply the verdict rules to every layer's numbers (references: see the docstring)."""
+    if not numbers:
+        return []
+    ref_act = numbers[0]["act_std"]
+    hidden = [d for d in numbers if d["hidden"]]
+    ref_grad = hidden[-1]["grad_std"] if hidden else math.nan
+    out = []
+    for d in numbers:
+        verdict, reason = _layer_verdict(d, d["hidden"], ref_act, ref_grad)
+        fields = {k: d[k] for k in LayerDiagnosis.__dataclass_fields__ if k in d}
+        out.append(LayerDiagnosis(**fields, verdict=verdict, reason=reason))
+    return out
 
 
 def _diagnose_layers(seen: list[_Seen]) -> list[LayerDiagnosis]:
@@ -440,40 +611,7 @@ def _diagnose_layers(seen: list[_Seen]) -> list[LayerDiagnosis]:
         act_name = activation_name_of(after[0].module) if after else None
         acts = after[0].output if after else layer.output
         next_module = seen[affine[k + 1]].module if k + 1 < len(affine) else None
-        grad = layer.grad
-        weight = getattr(layer.module, "weight", None)
-        fans = _fans(weight) if isinstance(weight, torch.Tensor) else (0, 0)
-        numbers.append(
-            {
-                "name": layer.name,
-                "module": type(layer.module).__name__,
-                "activation": act_name,
-                "act_std": std(acts),
-                "grad_std": std(grad) if grad is not None else math.nan,
-                "saturated": saturated_fraction(acts, act_name),
-                "dead": dead_fraction(acts),
-                "weight_std": std(weight) if isinstance(weight, torch.Tensor) else math.nan,
-                "fan_in": fans[0],
-                "fan_out": fans[1],
-                "nonfinite": sum(
-                    nonfinite_count(t)
-                    for t in (weight, layer.output, acts, grad)
-                    if isinstance(t, torch.Tensor)
-                ),
-                "hidden": k + 1 < len(affine),
-                "can_die": act_name is not None and activation_info(act_name).can_die,
-                "symmetric_weights": _symmetric_weights(layer.module, next_module),
-                "symmetric_acts": _symmetric_activations(acts),
-            }
-        )
-    if not numbers:
-        return []
-    ref_act = numbers[0]["act_std"]
-    hidden = [d for d in numbers if d["hidden"]]
-    ref_grad = hidden[-1]["grad_std"] if hidden else math.nan
-    out = []
-    for d in numbers:
-        verdict, reason = _layer_verdict(d, d["hidden"], ref_act, ref_grad)
-        fields = {k: d[k] for k in LayerDiagnosis.__dataclass_fields__ if k in d}
-        out.append(LayerDiagnosis(**fields, verdict=verdict, reason=reason))
-    return out
+        d = _forward_numbers(layer.name, layer.module, act_name, acts, layer.output, next_module)
+        _add_grad(d, layer.grad)
+        numbers.append(d)
+    return _judge(numbers)

@@ -7,7 +7,9 @@ labels and layout only (no matplotlib), so they are cheap to test; the renderers
 
 A figure is a grid of panels (``None`` leaves a cell empty). Panel kinds:
 
-- :class:`LinePanel`: curves (:class:`Series`), optional log axes, reference lines.
+- :class:`LinePanel`: curves (:class:`Series`), optional log axes, reference lines. A
+  curve that reaches NaN/Inf (a diverged run) ends in an x at that step and its legend
+  entry says "diverged"; so does a :class:`Path2D` that leaves the finite plane.
 - :class:`HistogramPanel`: one histogram from its edges and counts.
 - :class:`HeatmapPanel`: a matrix as an image with a colour bar.
 - :class:`ContourPanel`: a function on a grid as contour lines, with paths drawn over it.
@@ -35,6 +37,7 @@ class Series:
     marker: str | None = None  # matplotlib marker ("o", "x", ...) or None
     linewidth: float = 1.5
     alpha: float = 1.0
+    diverged_at: float | None = None  # x where the run diverged (None: the first NaN/Inf y)
 
 
 @dataclass
@@ -72,7 +75,12 @@ class HistogramPanel:
 
 @dataclass
 class HeatmapPanel:
-    """A matrix drawn as an image: ``matrix[i][j]`` is row i (top to bottom), column j."""
+    """A matrix drawn as an image: ``matrix[i][j]`` is row i (top to bottom), column j.
+
+    With ``x`` (one value per column) and ``y`` (one per row) the cells sit at those
+    coordinates instead (row 0 at the bottom, cells spanning half-way to their
+    neighbours), and ``curves`` and ``vlines`` are drawn over them in the same units.
+    """
 
     matrix: list[list[float]]
     title: str = ""
@@ -83,6 +91,10 @@ class HeatmapPanel:
     vmax: float | None = None
     colorbar_label: str = ""
     note: str | None = None
+    x: list[float] | None = None  # column coordinates (with y: cells placed on axes)
+    y: list[float] | None = None  # row coordinates
+    curves: list[Series] = field(default_factory=list)  # drawn over the cells (x/y units)
+    vlines: list[tuple[float, str]] = field(default_factory=list)  # (x, label) marks
 
 
 @dataclass

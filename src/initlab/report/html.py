@@ -4,9 +4,12 @@
 :func:`initlab.experiments.run_experiment` writes and renders, per experiment: the verdict
 sentences, the figures (PNG shown, SVG one click away, both by relative path so the folder
 can be moved or zipped), a table of headline numbers, the config (value and help per key)
-and the provenance (library and torch versions, seed, time, machine). A table of contents
-heads the page. Plain HTML and CSS; one tiny inline script counts the images that loaded
-(``data-images-total`` / ``data-images-loaded`` on ``<body>``) so headless checks can read it.
+and, once for the whole page, the provenance (library and torch versions and machine shared
+by every experiment, then each one's seed and times). A table of contents heads the page.
+Headers are words, not keys; tables wrap their cells to fit the page's column. Plain HTML
+and CSS; one tiny inline script counts the images that loaded
+(``data-images-total`` / ``data-images-loaded`` on ``<body>``) and the tables wider than
+their column (``data-tables-overflowing``) so headless checks can read them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import html
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +50,7 @@ nav.toc .desc { color: var(--muted); }
 section.experiment { border-top: 2px solid var(--line); padding-top: 1rem; margin-top: 2.5rem; }
 h2 { font-size: 1.35rem; margin: .2rem 0 .3rem; }
 h3 { font-size: 1.05rem; margin: 1.6rem 0 .5rem; color: var(--ink); }
+h4 { font-size: .95rem; margin: 1rem 0 .3rem; color: var(--muted); }
 .meta { color: var(--muted); margin: 0 0 .8rem; }
 .badge { display: inline-block; font-size: .75rem; padding: .05rem .5rem; border-radius: 1rem;
          background: var(--soft); border: 1px solid var(--line); color: var(--muted);
@@ -58,18 +63,21 @@ figure img { max-width: 100%; height: auto; border: 1px solid var(--line); borde
              background: #fff; }
 figcaption { color: var(--muted); font-size: .9rem; margin-top: .35rem; }
 figcaption b { color: var(--ink); }
-table { border-collapse: collapse; margin: .4rem 0 1rem; font-size: .88rem; }
+table { border-collapse: collapse; margin: .4rem 0 1rem; font-size: .88rem; max-width: 100%; }
 th, td { border: 1px solid var(--line); padding: .3rem .6rem; text-align: left;
          vertical-align: top; }
 th { background: var(--soft); font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.help { color: var(--muted); }
-td.list code { white-space: nowrap; }
+td.list code { white-space: normal; overflow-wrap: anywhere; }
+td code { overflow-wrap: anywhere; }
+td.empty { color: var(--muted); font-style: italic; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .85em;
        background: var(--soft); padding: .05rem .3rem; border-radius: 4px; }
 .scroll { overflow-x: auto; }
 .status-diverged, .status-failed, .status-interrupted, .status-missing { color: var(--bad); }
 .status-done { color: var(--good); }
+.badge.partial { background: #fff8c5; border-color: #d4a72c; color: #7d4e00; }
 footer { color: var(--muted); font-size: .85rem; border-top: 1px solid var(--line);
          margin-top: 3rem; padding-top: .8rem; }
 """
@@ -80,6 +88,10 @@ window.addEventListener("load", function () {
   var loaded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; });
   document.body.setAttribute("data-images-total", String(images.length));
   document.body.setAttribute("data-images-loaded", String(loaded.length));
+  var boxes = Array.prototype.slice.call(document.querySelectorAll("div.scroll"));
+  var wide = boxes.filter(function (d) { return d.scrollWidth > d.clientWidth + 1; });
+  document.body.setAttribute("data-tables-total", String(boxes.length));
+  document.body.setAttribute("data-tables-overflowing", String(wide.length));
 });
 """
 
@@ -100,6 +112,20 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
+_WORDS = {"acc": "accuracy", "lr": "learning rate", "std": "std", "num": "number of"}
+
+
+def header(key: str) -> str:
+    """A column or row name for people: ``steps_to_loss_0_5`` -> ``steps to loss 0.5``,
+    ``test_acc`` -> ``test accuracy`` (names without underscores are kept as they are)."""
+    if "_" not in key:
+        return _WORDS.get(key, key)
+    if key.endswith("_s"):  # a duration in seconds
+        return f"{header(key[:-2])} (s)"
+    text = re.sub(r"(?<=\d)_(?=\d)", ".", key)
+    return " ".join(_WORDS.get(word, word) for word in text.split("_") if word)
+
+
 def _short(value: float) -> str:
     """A number with 3 significant digits, for lists."""
     if isinstance(value, int) or not math.isfinite(value):  # bool is an int
@@ -113,11 +139,16 @@ def _cell(value: Any) -> str:
         return f"<td>{_e('none' if value is None else str(value).lower())}</td>"
     if isinstance(value, int | float):
         return f'<td class="num">{_e(_number(value))}</td>'
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple) and value:
         items = [_short(v) if isinstance(v, int | float) else str(v) for v in value]
         return f'<td class="list"><code>{_e(", ".join(items))}</code></td>'
+    if isinstance(value, list | tuple | dict) and not value:
+        return '<td class="empty">empty (the default)</td>'
     if isinstance(value, dict):
-        return f"<td><code>{_e(json.dumps(value, default=str))}</code></td>"
+        items = [
+            f"{k} = {_short(v) if isinstance(v, int | float) else v}" for k, v in value.items()
+        ]
+        return f'<td class="list"><code>{_e(", ".join(items))}</code></td>'
     return f"<td>{_e(value)}</td>"
 
 
@@ -139,26 +170,32 @@ def _rows_table(rows: Mapping[str, Mapping[str, Any]], first: str = "run") -> st
     for row in rows.values():
         columns.extend(key for key in row if key not in columns)
     return _table(
-        [first, *columns],
+        [header(first), *(header(c) for c in columns)],
         ([f"<td>{_e(k)}</td>", *(_cell(r.get(c, "")) for c in columns)] for k, r in rows.items()),
     )
 
 
-def _summary_tables(summary: Mapping[str, Any]) -> str:
+def _summary_tables(summary: Mapping[str, Any], heading: str = "") -> str:
     """The headline numbers: scalars as a name/value table; ``{key: {column: value}}`` entries
     (one per run) as one table with a row per key; a nested ``{name: {key: {...}}}`` as its
-    own such table, headed by its name."""
+    own such table, headed by its name; deeper nesting (``{name: {group: {key: {...}}}}``)
+    as one such table per group, headed "name: group"."""
     scalars = {k: v for k, v in summary.items() if not isinstance(v, dict)}
     rows = {k: v for k, v in summary.items() if isinstance(v, dict) and not _is_table(v)}
     nested = {k: v for k, v in summary.items() if _is_table(v)}
     parts = []
     if scalars:
-        pairs = ([f"<td>{_e(k)}</td>", _cell(v)] for k, v in scalars.items())
+        pairs = ([f"<td>{_e(header(k))}</td>", _cell(v)] for k, v in scalars.items())
         parts.append(_table(["quantity", "value"], pairs))
     if rows:
-        parts.append(_rows_table(rows))
+        parts.append(_rows_table(rows, heading or "run"))
     for name, table in nested.items():
-        parts.append(_rows_table(table, name))
+        if all(_is_table(v) for v in table.values()):
+            for group, inner in table.items():
+                parts.append(f"<h4>{_e(header(name))}: {_e(group)}</h4>")
+                parts.append(_summary_tables(inner, "run"))
+        else:
+            parts.append(_rows_table(table, name))
     return "".join(parts) or "<p class='meta'>No headline numbers.</p>"
 
 
@@ -219,15 +256,51 @@ def _runs(doc: Mapping[str, Any]) -> str:
     return line
 
 
-def _provenance(doc: Mapping[str, Any]) -> str:
-    prov = dict(doc.get("provenance", {}))
-    prov["quick"] = doc.get("quick", False)
-    return _table(["item", "value"], ([f"<td>{_e(k)}</td>", _cell(v)] for k, v in prov.items()))
+PER_RUN_PROVENANCE = ("seed", "started", "finished", "wall_time_s")
+"""Provenance items that differ from one experiment to the next (the rest, versions and
+machine, is shown once per report when every experiment shares it)."""
+
+
+def _provenance(docs: Sequence[Mapping[str, Any]]) -> str:
+    """One provenance section for the page: what every experiment shares (versions,
+    machine) once, then one row per experiment with its seed, times and mode; an item that
+    differs between experiments moves into those rows."""
+    provs = [dict(doc.get("provenance", {})) for doc in docs]
+    keys: list[str] = []
+    for prov in provs:
+        keys.extend(k for k in prov if k not in keys)
+    shared = [
+        k
+        for k in keys
+        if k not in PER_RUN_PROVENANCE and len({json.dumps(p.get(k)) for p in provs}) == 1
+    ]
+    own = [k for k in keys if k not in shared]
+    parts = []
+    if shared:
+        pairs = ([f"<td>{_e(header(k))}</td>", _cell(provs[0].get(k))] for k in shared)
+        parts.append(_table(["item", "value"], pairs))
+    rows = (
+        [
+            f'<td><a href="#{_e(doc["experiment"])}">{_e(doc["experiment"])}</a></td>',
+            _cell(doc.get("quick", False)),
+            *(_cell(prov.get(k)) for k in own),
+        ]
+        for doc, prov in zip(docs, provs, strict=True)
+    )
+    parts.append(_table(["experiment", "quick", *(header(k) for k in own)], rows))
+    head = '<section class="provenance" id="provenance"><h2>Provenance</h2>'
+    return head + "".join(parts) + "</section>"
 
 
 def _section(doc: Mapping[str, Any], exp_dir: Path, page_dir: Path) -> str:
     name = doc["experiment"]
     quick = '<span class="badge">quick</span>' if doc.get("quick") else ""
+    if doc.get("partial"):
+        runs = doc.get("runs", {})
+        quick += (
+            f'<span class="badge partial">partial: {runs.get("finished", "?")} of '
+            f"{runs.get('planned', '?')} runs</span>"
+        )
     verdicts = "".join(f"<li>{_e(v)}</li>" for v in doc.get("verdicts", []))
     return (
         f'<section class="experiment" id="{_e(name)}">'
@@ -239,7 +312,6 @@ def _section(doc: Mapping[str, Any], exp_dir: Path, page_dir: Path) -> str:
         f"<h3>Headline numbers</h3>{_summary_tables(doc.get('summary', {}))}"
         f"<h3>Runs</h3>{_runs(doc)}"
         f"<h3>Settings</h3>{_config_table(doc.get('config', {}), doc.get('config_help', {}))}"
-        f"<h3>Provenance</h3>{_provenance(doc)}"
         "</section>"
     )
 
@@ -291,6 +363,13 @@ def build_report(out_dir: str | Path, experiments: Sequence[str] | None = None) 
             )
     else:
         names = list(experiments)
+        from initlab.experiments.registry import experiment_names
+
+        unknown = [n for n in names if n not in found and n not in experiment_names()]
+        if unknown:
+            raise InitlabError(
+                f"unknown experiment {unknown[0]!r}; valid: {', '.join(experiment_names())}"
+            )
         missing = [n for n in names if n not in found]
         if missing:
             raise InitlabError(
@@ -312,6 +391,7 @@ def build_report(out_dir: str | Path, experiments: Sequence[str] | None = None) 
     now = datetime.now(UTC).isoformat(timespec="seconds")
     title = "initlab report" if len(docs) > 1 else f"initlab report: {names[0]}"
     body = "".join(_section(doc, exp_dir, page_dir) for doc, exp_dir in docs)
+    body += _provenance([doc for doc, _ in docs])
     text = (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
@@ -322,7 +402,8 @@ def build_report(out_dir: str | Path, experiments: Sequence[str] | None = None) 
         f"<p>Weight initialization, signal propagation and the classic training experiments "
         f"&middot; initlab {_e(__version__)} &middot; built {_e(now)} &middot; "
         f"workspace <code>{_e(out.resolve())}</code></p></header>"
-        f'<main><nav class="toc"><h2>Contents</h2><ol>{toc}</ol></nav>{body}'
+        f'<main><nav class="toc"><h2>Contents</h2><ol>{toc}<li><a href="#provenance">'
+        f"provenance</a></li></ol></nav>{body}"
         f"<footer>Generated by initlab {_e(__version__)}. Each figure links to its SVG; "
         f"the numbers come from <code>summary.json</code> next to the figures, the runs from "
         f"<code>runs.db</code>.</footer></main></body></html>\n"

@@ -10,6 +10,7 @@ in the curve) instead of being clipped to the axis, so vanishing signals read co
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from pathlib import Path
@@ -83,13 +84,59 @@ def _compact_ticks(ax: Axes, *, x: bool, y: bool) -> None:
             axis.set_major_formatter(formatter)
 
 
+DIVERGED = "diverged"
+"""Appended to the legend entry of a curve or path that diverged (reached NaN/Inf)."""
+
+
+def divergence(x: list[float], y: list[float]) -> tuple[float, float | None] | None:
+    """Where a curve diverged: (x of its first non-finite y, the last finite y before it,
+    None when there is none), or None when every y is finite."""
+    for i, v in enumerate(y):
+        if v is None or not math.isfinite(v):
+            before = [w for w in y[:i] if w is not None and math.isfinite(w)]
+            return (x[i] if i < len(x) else math.nan), (before[-1] if before else None)
+    return None
+
+
+def _diverged_label(label: str | None) -> str | None:
+    return None if label is None else f"{label} ({DIVERGED})"
+
+
+def _mark_divergence(ax: Axes, x: float, y: float | None, color: Any) -> None:
+    """An x at (x, y); with no finite y, at the top of the panel."""
+    from matplotlib.transforms import blended_transform_factory
+
+    style = {"marker": "x", "markersize": 9, "markeredgewidth": 2.2, "color": color, "zorder": 5}
+    if y is None:
+        ax.plot(
+            [x], [0.92], transform=blended_transform_factory(ax.transData, ax.transAxes), **style
+        )
+    else:
+        ax.plot([x], [y], **style)
+
+
+def _self_contained_ticks(axis: Any, count: int, prune: str | None = None) -> None:
+    """At most ``count`` ticks, each label a whole number (``1.4e+05``, ``0.002``): no
+    shared "x10^5" multiplier that would land on the neighbouring panel."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(count, prune=prune))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+
+
 def _draw_line(ax: Axes, panel: LinePanel) -> None:
     logx, logy = panel.xscale == "log", panel.yscale == "log"
+    marks: list[tuple[float, float | None, Any]] = []  # (x, y, colour) of diverged curves
     for s in panel.series:
-        ax.plot(
+        gone = divergence(s.x, s.y)
+        if s.diverged_at is not None:
+            finite = [v for xv, v in zip(s.x, s.y, strict=False) if xv <= s.diverged_at]
+            finite = [v for v in finite if v is not None and math.isfinite(v)]
+            gone = (s.diverged_at, finite[-1] if finite else None)
+        (line,) = ax.plot(
             _clean(s.x, logx),
             _clean(s.y, logy),
-            label=s.label,
+            label=s.label if gone is None else _diverged_label(s.label),
             color=s.color,
             linestyle=s.linestyle or "none",
             marker=s.marker,
@@ -97,6 +144,9 @@ def _draw_line(ax: Axes, panel: LinePanel) -> None:
             linewidth=s.linewidth,
             alpha=s.alpha,
         )
+        if gone is not None and math.isfinite(gone[0]):
+            y = gone[1] if gone[1] is None or not logy or gone[1] > 0 else None
+            marks.append((gone[0], y, line.get_color()))
     for y, label in panel.hlines:
         ax.axhline(y, color="0.35", linestyle=":", linewidth=1.0, label=label or None)
     for x, label in panel.vlines:
@@ -108,6 +158,10 @@ def _draw_line(ax: Axes, panel: LinePanel) -> None:
         ax.set_xlim(*panel.xlim)
     if panel.ylim is not None:
         ax.set_ylim(*panel.ylim)
+    low, high = ax.get_ylim()
+    for x, y, colour in marks:  # a mark outside the y range goes to the top of the panel
+        _mark_divergence(ax, x, y if y is not None and low <= y <= high else None, colour)
+    ax.set_ylim(low, high)
     labelled = [s for s in panel.series if s.label] or panel.hlines or panel.vlines
     if panel.legend and labelled:
         ax.legend(frameon=False)
@@ -121,7 +175,8 @@ def _draw_histogram(ax: Axes, panel: HistogramPanel) -> None:
             f"edges and {len(panel.counts)} counts"
         )
     ax.stairs(panel.counts, panel.edges, fill=True, color=panel.color or "tab:blue", alpha=0.85)
-    _compact_ticks(ax, x=True, y=True)
+    _compact_ticks(ax, x=False, y=True)
+    _self_contained_ticks(ax.xaxis, 4)
     if panel.xlim is not None:
         ax.set_xlim(*panel.xlim)
     if panel.ylim is not None:
@@ -129,15 +184,43 @@ def _draw_histogram(ax: Axes, panel: HistogramPanel) -> None:
     _note(ax, panel.note)
 
 
+def _edges(centres: list[float]) -> list[float]:
+    """Cell edges half-way between centres (the outer ones mirrored)."""
+    if len(centres) == 1:
+        return [centres[0] - 0.5, centres[0] + 0.5]
+    mids = [(a + b) / 2 for a, b in itertools.pairwise(centres)]
+    return [2 * centres[0] - mids[0], *mids, 2 * centres[-1] - mids[-1]]
+
+
 def _draw_heatmap(fig: Figure, ax: Axes, panel: HeatmapPanel) -> None:
-    image = ax.imshow(
-        panel.matrix,
-        aspect="auto",
-        interpolation="nearest",
-        cmap=panel.cmap,
-        vmin=panel.vmin,
-        vmax=panel.vmax,
-    )
+    if panel.x is not None and panel.y is not None:
+        image = ax.pcolormesh(
+            _edges(panel.x),
+            _edges(panel.y),
+            panel.matrix,
+            cmap=panel.cmap,
+            vmin=panel.vmin,
+            vmax=panel.vmax,
+            shading="flat",
+        )
+        xs, ys = _edges(panel.x), _edges(panel.y)
+        for s in panel.curves:
+            ax.plot(s.x, s.y, s.linestyle, color=s.color, linewidth=s.linewidth, label=s.label)
+        for x, label in panel.vlines:
+            ax.axvline(x, color="white", linestyle=":", linewidth=1.5, label=label or None)
+        ax.set_xlim(xs[0], xs[-1])
+        ax.set_ylim(ys[0], ys[-1])
+        if any(s.label for s in panel.curves) or any(label for _, label in panel.vlines):
+            ax.legend(loc="upper left", framealpha=0.7)
+    else:
+        image = ax.imshow(
+            panel.matrix,
+            aspect="auto",
+            interpolation="nearest",
+            cmap=panel.cmap,
+            vmin=panel.vmin,
+            vmax=panel.vmax,
+        )
     ax.grid(False)
     fig.colorbar(image, ax=ax, label=panel.colorbar_label, shrink=0.9)
     _note(ax, panel.note)
@@ -146,21 +229,34 @@ def _draw_heatmap(fig: Figure, ax: Axes, panel: HeatmapPanel) -> None:
 def _draw_contour(ax: Axes, panel: ContourPanel) -> None:
     ax.contour(panel.x, panel.y, panel.z, levels=panel.levels, cmap="Greys_r", linewidths=0.8)
     for path in panel.paths:
+        finite = [
+            i
+            for i, (px, py) in enumerate(zip(path.x, path.y, strict=False))
+            if math.isfinite(px) and math.isfinite(py)
+        ]
+        gone = len(finite) < min(len(path.x), len(path.y))
         ax.plot(
-            path.x,
-            path.y,
+            _clean(path.x, False),
+            _clean(path.y, False),
             marker=path.marker,
             color=path.color,
             markersize=3,
             linewidth=1.2,
-            label=path.label,
+            label=_diverged_label(path.label) if gone else path.label,
         )
+        if gone and finite:  # an x at its last finite point, kept inside the window
+            px = min(max(path.x[finite[-1]], min(panel.x)), max(panel.x))
+            py = min(max(path.y[finite[-1]], min(panel.y)), max(panel.y))
+            _mark_divergence(ax, px, py, path.color)
     for x, y, label in panel.points:
         ax.plot([x], [y], marker="+", color="black", markersize=12, markeredgewidth=2)
         if label:
             ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
     ax.set_xlim(min(panel.x), max(panel.x))
     ax.set_ylim(min(panel.y), max(panel.y))
+    # ticks at the window's edges would touch the next panel's labels: leave them out
+    _self_contained_ticks(ax.xaxis, 5, prune="both")
+    _self_contained_ticks(ax.yaxis, 5, prune="both")
     if panel.equal_aspect:
         ax.set_aspect("equal")
     ax.grid(False)

@@ -119,10 +119,15 @@ def make_engine(url: URL, *, create: bool, busy_timeout: float) -> Engine:
             _install_sqlite_hooks(engine, busy_timeout)
         else:
             engine = create_engine(url, pool_pre_ping=True)
-    except (NoSuchModuleError, ModuleNotFoundError) as err:
+    except NoSuchModuleError as err:
         raise InitlabError(
-            f"no database driver for {display_url(url)} ({err}); install it, e.g. "
-            "pip install 'psycopg[binary]' for postgresql+psycopg://"
+            f"unknown database URL scheme {url.drivername!r} in {display_url(url)}; valid: a "
+            "file path, sqlite:///PATH or a SQLAlchemy URL such as postgresql+psycopg://USER@HOST/DB"
+        ) from err
+    except ModuleNotFoundError as err:
+        raise InitlabError(
+            f"no database driver for {display_url(url)}: Python module {err.name!r} is not "
+            f"installed; pip install {err.name}"
         ) from err
     return engine
 
@@ -141,7 +146,7 @@ def translate_errors(where: str) -> Iterator[None]:
         reason = str(err.orig).strip().splitlines()[0] if err.orig is not None else str(err)
         hint = ""
         if "not a database" in reason:
-            hint = "; it is not an initlab run store: pass another --store"
+            hint = "; it is not an initlab run store: use another (--out DIR or --store URL)"
         elif "locked" in reason or "busy" in reason:
             hint = "; another process held the write lock past the busy timeout"
         raise InitlabError(f"run store {where}: {reason}{hint}") from err

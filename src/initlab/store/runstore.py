@@ -142,7 +142,8 @@ class RunStore:
         if problem is not None:
             self.close()
             raise InitlabError(
-                f"{self.address} is not an initlab run store: {problem}; pass another --store"
+                f"{self.address} is not an initlab run store: {problem}; use another store "
+                "(initlab run ... --out DIR or --store URL)"
             )
 
     def close(self) -> None:

@@ -48,10 +48,17 @@ from initlab.data.batches import BatchMode, batches_per_epoch, minibatches
 from initlab.data.dataset import Dataset
 from initlab.errors import InitlabError
 from initlab.init import initialize
-from initlab.models.mlp import MLPSpec, mlp
+from initlab.models.mlp import DropoutMode, MLPSpec, mlp
 from initlab.probes.schedules import Schedule, every
 from initlab.train.batched_mlp import StackedMLP, Tap, load_member
 from initlab.train.batched_probes import MemberProbes
+from initlab.train.checks import (
+    as_dataset,
+    check_classes,
+    check_examples,
+    check_features,
+    check_positive,
+)
 from initlab.train.fit import DROPOUT_SEED_OFFSET, decay_mask_of, progress_bar
 from initlab.train.optim import Optimizer, OptState, make_optimizer
 from initlab.train.result import TrainResult
@@ -180,6 +187,10 @@ def fit_batched(
     callback: BatchedCallback | None = None,
     loss: str = "cross_entropy",
     fuse_sgd: bool = True,
+    loss_after_update: bool = False,
+    bn_eps: float | None = None,
+    dropout_mode: DropoutMode | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> BatchedResult:
     """Train ``N`` MLPs of one architecture together; one :class:`TrainResult` per member.
 
@@ -205,6 +216,10 @@ def fit_batched(
             from an optimizer step by an ulp, which SGD's chaotic dynamics amplify over
             thousands of steps; False sends every update through the optimizer, the same
             arithmetic as ``fit``.
+        loss_after_update, bn_eps: as for ``fit``.
+        dropout_mode: ``"inverted"`` or ``"scale_at_test"`` (the book's); None: the spec's.
+        dtype: the precision of the members' parameters and activations (float32, or
+            float64 as the NumPy sources compute).
 
     The given member modules are not changed (``fit`` trains its model in place); the
     trained members are in each result's ``final_state`` and in ``result.model(n)``.
@@ -213,6 +228,21 @@ def fit_batched(
     if loss != "cross_entropy":
         raise InitlabError(f"the batched engine trains with loss 'cross_entropy', got {loss!r}")
     spec = _resolve_spec(spec, members)
+    data = as_dataset(data)
+    check_positive(batch_size=batch_size, steps=steps, epochs=epochs)
+    check_examples(data)
+    check_features(data, spec.widths[0])
+    check_classes(data, spec.widths[-1])
+    if eval_data is not None:
+        eval_data = as_dataset(eval_data, "eval_data")
+        check_examples(eval_data, "eval_data")
+        check_features(eval_data, spec.widths[0], "eval_data")
+    if bn_eps is not None or dropout_mode is not None:
+        spec = replace(
+            spec,
+            bn_eps=spec.bn_eps if bn_eps is None else float(bn_eps),
+            dropout_mode=spec.dropout_mode if dropout_mode is None else dropout_mode,
+        )
     models = build_members(spec, members)
     n = len(models)
     own = [getattr(m, "spec", spec).dropout for m in models]
@@ -227,6 +257,7 @@ def fit_batched(
         models,
         dropout=rates,
         dropout_seeds=[s + DROPOUT_SEED_OFFSET for s in seeds],
+        dtype=dtype,
     )
     opt, exact = _build_optimizer(optimizer, n, lr, hparams, weight_decay, stacked.device)
     settings = _Settings(
@@ -247,6 +278,7 @@ def fit_batched(
         progress=progress,
         callback=callback,
         fuse_sgd=fuse_sgd,
+        loss_after_update=loss_after_update,
     )
     trainer = _Trainer(stacked, opt, exact, data, settings, probe_layers, histograms)
     return trainer.run()
@@ -265,14 +297,20 @@ def _resolve_spec(spec: MLPSpec | None, members: Sequence[MemberInit]) -> MLPSpe
         if not specs:
             raise InitlabError("give spec=MLPSpec(...) (or members built by initlab.models.mlp)")
         spec = specs[0][1]
-    want = replace(spec, dropout=0.0)
+    want = _architecture(spec)
     for i, other in specs:
-        if replace(other, dropout=0.0) != want:
+        if _architecture(other) != want:
             raise InitlabError(
                 f"member {i} is {other}, but the ensemble's architecture is {spec}; all members "
                 "need the same widths, activation, batchnorm and bias"
             )
     return spec
+
+
+def _architecture(spec: MLPSpec) -> MLPSpec:
+    """What members must share: the spec without the settings the engine sets per run
+    (dropout rate and mode, batch norm's eps)."""
+    return replace(spec, dropout=0.0, bn_eps=1e-5, dropout_mode="inverted")
 
 
 def _build_optimizer(
@@ -342,6 +380,7 @@ class _Settings:
     progress: bool
     callback: BatchedCallback | None
     fuse_sgd: bool
+    loss_after_update: bool = False
 
     def check(self) -> None:
         if self.steps is None and self.epochs is None:
@@ -382,7 +421,7 @@ class _Trainer:
         self.wd: float | Tensor = 0.0 if opt.name == "adamw" else wd
         self.data = data
         device = stacked.device
-        self.x, self.y = data.x.to(device).float().flatten(1), data.y.to(device)
+        self.x, self.y = data.x.to(device, stacked.dtype).flatten(1), data.y.to(device)
         self.per_epoch = batches_per_epoch(
             len(data), settings.batch_size, settings.drop_last and settings.batch_mode == "epoch"
         )
@@ -462,6 +501,8 @@ class _Trainer:
             self.opt.step_(stacked.params, stacked.grads, self.state, active)
         if probing and self.probes is not None:
             self.probes.record_weights(t, self.alive)
+        if logged and s.loss_after_update:
+            self._add_loss_after(rows, xb, yb)
         if logged:
             self._log(t, rows)  # may stop members (callback): they freeze from the next step
         live = self._live_mask()
@@ -484,7 +525,7 @@ class _Trainer:
         if data is None:
             return self.probes.tap
         device = self.stacked.device
-        px = data.x.to(device).float().flatten(1)
+        px = data.x.to(device, self.stacked.dtype).flatten(1)
         self.stacked.eval_grad_step(px, data.y.to(device), self.probes.tap)
         return None
 
@@ -518,6 +559,25 @@ class _Trainer:
         for m, row in enumerate(rows):
             row.update(train_loss=values[m] + penalty[m], train_acc=correct[m] / batch)
 
+    def _add_loss_after(self, rows: list[dict[str, Any]], xb: Tensor, yb: Tensor) -> None:
+        """``train_loss_after``: the loss on the step's minibatch after the update, in eval
+        mode, plus the L2 term (the from-scratch book's ``network.loss(x_batch, t_batch)``
+        after ``optimizer.update``)."""
+        logits = self.stacked.forward(xb, False)
+        lse = torch.logsumexp(logits, 1)
+        picked = logits.gather(1, yb.view(1, 1, -1).expand(self.n, 1, -1)).squeeze(1)
+        values = (lse - picked).mean(1).tolist()
+        penalty = self._penalty()
+        for m in self.alive:
+            rows[m]["train_loss_after"] = values[m] + penalty[m]
+
+    def _penalty(self) -> list[float]:
+        """The book's ``0.5 * lambda * ||W||^2`` of every member (0 without weight decay)."""
+        if not isinstance(self.wd, Tensor) and self.wd == 0.0:
+            return [0.0] * self.n
+        sq = torch.stack([p.pow(2).flatten(1).sum(1) for p in self.penalized]).sum(0)
+        return (0.5 * self.wd * sq).tolist()
+
     def _log(self, t: int, rows: list[dict[str, Any]]) -> None:
         callback = self.s.callback
         stopping = []
@@ -534,7 +594,7 @@ class _Trainer:
     def _add_eval(self, rows: list[dict[str, Any]]) -> None:
         s, device = self.s, self.stacked.device
         if s.eval_data is not None:
-            ex = s.eval_data.x.to(device).float().flatten(1)
+            ex = s.eval_data.x.to(device, self.stacked.dtype).flatten(1)
             ey = s.eval_data.y.to(device)
             loss, acc = evaluate_batched(self.stacked, ex, ey, s.eval_batch_size)
             for m, (lv, av) in enumerate(zip(loss, acc, strict=True)):
@@ -574,6 +634,8 @@ class _Trainer:
             "data": self.data.name,
             "batched": True,
             "members": self.n,
+            "dtype": str(self.stacked.dtype).removeprefix("torch."),
+            "loss_after_update": s.loss_after_update,
         }
         results = []
         for m in range(self.n):

@@ -110,6 +110,12 @@ class StackedMLP:
             (normally built by it); their parameters and batch-norm buffers are copied.
         dropout: one dropout probability per member (default: ``spec.dropout`` for all).
         dropout_seeds: one seed per member for its dropout masks (default: 0 for all).
+        dtype: the parameters' and activations' precision (float32, or float64 for runs
+            that must not overflow where the float64 sources do not).
+
+    Dropout follows ``spec.dropout_mode``: ``inverted`` masks are ``bernoulli / (1 - p)``;
+    ``scale_at_test`` masks are the plain ``bernoulli`` draws, and in eval mode every hidden
+    output is multiplied by ``1 - p`` (the from-scratch book's ``Dropout``).
     """
 
     def __init__(
@@ -119,11 +125,13 @@ class StackedMLP:
         *,
         dropout: Sequence[float] | None = None,
         dropout_seeds: Sequence[int] | None = None,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         if len(members) == 0:
             raise InitlabError("the batched engine needs at least one member model")
         self.spec = spec
         self.n = len(members)
+        self.dtype = dtype
         self.act = activation_kernels(spec.activation)
         with torch.device("meta"):  # names and shapes only: no memory, no global RNG draw
             self.reference = mlp(**spec.to_dict())
@@ -132,7 +140,7 @@ class StackedMLP:
         with torch.no_grad():
             per_member = [dict(m.named_parameters()) for m in members]
             self.params = [
-                torch.stack([p[name].detach().float() for p in per_member]).contiguous()
+                torch.stack([p[name].detach().to(dtype) for p in per_member]).contiguous()
                 for name in names
             ]
             buffers = [dict(m.named_buffers()) for m in members]
@@ -182,6 +190,9 @@ class StackedMLP:
             raise InitlabError(f"dropout_seeds needs one seed per member ({self.n}), got {seeds}")
         self.dropout = rates
         self.use_dropout = any(p > 0 for p in rates)
+        self.inverted = self.spec.dropout_mode == "inverted"
+        keep = torch.tensor([1.0 - p for p in rates], dtype=self.dtype)
+        self._keep = keep.view(-1, 1, 1).to(self.device)  # eval-mode scale (scale_at_test)
         self._dropping = [n for n, p in enumerate(rates) if p > 0]
         self._generators = {n: torch.Generator().manual_seed(seeds[n]) for n in self._dropping}
 
@@ -212,10 +223,10 @@ class StackedMLP:
     def _new_workspace(self, batch: int, train: bool, grad: bool) -> Workspace:
         n, widths, bn = self.n, self.spec.widths, self.spec.batchnorm
         ws = Workspace(batch)
-        drop = train and self.use_dropout
+        drop = self.use_dropout and (train or not self.inverted)
 
         def buf(width: int) -> Tensor:
-            return torch.empty(n, width, batch, device=self.device)
+            return torch.empty(n, width, batch, device=self.device, dtype=self.dtype)
 
         shared: dict[tuple[str, int], Tensor] = {}
 
@@ -232,8 +243,9 @@ class StackedMLP:
             ws.a.append(ws.u[i] if self.act.output_only else buf(width))
             if bn:
                 ws.xhat.append(buf(width))
-                ws.invstd.append(torch.empty(n, width, 1, device=self.device))
-            ws.mask.append(torch.ones(n, width, batch, device=self.device) if drop else ws.a[i])
+                ws.invstd.append(torch.empty(n, width, 1, device=self.device, dtype=self.dtype))
+            ones = torch.ones(n, width, batch, device=self.device, dtype=self.dtype)
+            ws.mask.append(ones if drop else ws.a[i])
             ws.h.append(buf(width) if drop else ws.a[i])
             ws.ht.append(ws.h[i].transpose(1, 2))
             if grad:
@@ -245,7 +257,7 @@ class StackedMLP:
             ws.noise = torch.empty(batch * max(widths[1:-1]))
         if grad:
             ws.gz.append(buf(widths[-1]))
-            ws.minus_one = torch.full((n, 1, batch), -1.0, device=self.device)
+            ws.minus_one = torch.full((n, 1, batch), -1.0, device=self.device, dtype=self.dtype)
         return ws
 
     # ------------------------------------------------------------------------- forward
@@ -291,17 +303,22 @@ class StackedMLP:
         if train and self.use_dropout:
             self._draw_masks(ws.mask[i], ws)
             torch.mul(ws.a[i], ws.mask[i], out=ws.h[i])
+        elif self.use_dropout and not self.inverted:  # scale_at_test: (1 - p) in eval mode
+            torch.mul(ws.a[i], self._keep, out=ws.h[i])
         if tap is not None and self.spec.dropout > 0:
             tap("activation", f"dropout{i + 1}", ws.h[i])
         return ws.h[i]
 
     def _draw_masks(self, mask: Tensor, ws: Workspace) -> None:
-        """mask[n] = bernoulli(1 - p_n) / (1 - p_n), drawn as F.dropout draws it ([B, H])."""
+        """mask[n] = bernoulli(1 - p_n) / (1 - p_n) (inverted; the bare draw for
+        scale_at_test), drawn as F.dropout draws it ([B, H])."""
         assert ws.noise is not None
         noise = ws.noise[: ws.batch * mask.shape[1]].view(ws.batch, mask.shape[1])
         for n in self._dropping:
             keep = 1.0 - self.dropout[n]
-            noise.bernoulli_(keep, generator=self._generators[n]).div_(keep)
+            noise.bernoulli_(keep, generator=self._generators[n])
+            if self.inverted:
+                noise.div_(keep)
             mask[n].copy_(noise.t())
 
     def _batchnorm_forward(self, i: int, ws: Workspace, train: bool) -> None:
@@ -405,6 +422,8 @@ class StackedMLP:
                 tap("gradient", f"dropout{j + 1}", gh)
             if dropout:
                 gh.mul_(ws.mask[j])
+            elif self.use_dropout and not self.inverted:  # eval mode, scale_at_test
+                gh.mul_(self._keep)
             if tap is not None:
                 tap("gradient", f"act{j + 1}", gh)
                 if not dropout and self.spec.dropout > 0:  # eval mode: the same tensor

@@ -30,6 +30,15 @@ from initlab.data.dataset import Dataset
 from initlab.errors import InitlabError
 from initlab.probes.probe import Probe
 from initlab.probes.schedules import Schedule, every
+from initlab.train.checks import (
+    as_dataset,
+    check_classes,
+    check_examples,
+    check_features,
+    check_positive,
+    model_inputs,
+    model_outputs,
+)
 from initlab.train.losses import LossFn, l2_penalty, make_loss
 from initlab.train.optim import Optimizer, make_optimizer
 from initlab.train.result import RunStatus, TrainResult
@@ -197,6 +206,8 @@ def fit(
     progress: bool = False,
     callback: Callback | None = None,
     loss: str | LossFn = "cross_entropy",
+    loss_after_update: bool = False,
+    bn_eps: float | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data`` with minibatch gradient descent; return a :class:`TrainResult`.
 
@@ -238,6 +249,13 @@ def fit(
         callback: called with each history row; returning True stops the run (status "done").
         loss: ``"cross_entropy"`` (logits), ``"nll"`` (log-probabilities) or a function
             ``(outputs, labels) -> mean loss``.
+        loss_after_update: also log ``train_loss_after``: the loss (with the L2 term) on the
+            step's minibatch after its update, in eval mode, the quantity the from-scratch
+            book records (``grad``, ``update``, then ``network.loss(x_batch, t_batch)``);
+            ``train_loss`` stays the loss the gradient was taken of. Costs one forward pass
+            per logged step.
+        bn_eps: set the eps of every batch-norm layer of ``model`` (kept after training);
+            None leaves them as built (torch's 1e-5; the book uses 1e-6).
 
     Returns:
         A :class:`TrainResult`; ``status`` is "diverged" (with ``diverged_at``) when a
@@ -246,12 +264,29 @@ def fit(
     # 1. check the settings, build the optimizer and its state
     if steps is None and epochs is None:
         raise InitlabError("give steps or epochs (or both) to say how long to train")
+    data = as_dataset(data)
+    check_positive(batch_size=batch_size, steps=steps, epochs=epochs)
+    check_examples(data)
+    inputs, outputs = model_inputs(model), model_outputs(model)
+    if inputs is not None and data.x.dim() == 2:
+        check_features(data, inputs)
+    if isinstance(loss, str) and outputs is not None:
+        check_classes(data, outputs)
+    if eval_data is not None:
+        eval_data = as_dataset(eval_data, "eval_data")
+        check_examples(eval_data, "eval_data")
     for what, value in (("log_every", log_every), ("eval_batch_size", eval_batch_size)):
         if value < 1:
             raise InitlabError(f"{what} must be a positive integer, got {value}")
     if eval_every is not None and eval_every < 1:
         raise InitlabError(f"eval_every must be a positive integer, got {eval_every}")
     opt = _build_optimizer(optimizer, lr, hparams, weight_decay)
+    if bn_eps is not None:
+        if not bn_eps > 0:
+            raise InitlabError(f"bn_eps must be positive, got {bn_eps}")
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eps = float(bn_eps)
 
     # 2. the minibatch stream and the schedules
     per_epoch = batches_per_epoch(len(data), batch_size, drop_last and batch_mode == "epoch")
@@ -281,6 +316,7 @@ def fit(
         log_every=log_every,
         per_epoch=per_epoch,
         callback=callback,
+        loss_after_update=loss_after_update,
     )
 
     # 3. train, with the RNG, the probe and the progress bar set up around the loop
@@ -317,6 +353,7 @@ def fit(
             "weight_decay_on": "all" if decay_biases else "weights",
             "loss": loss if isinstance(loss, str) else getattr(loss, "__name__", "custom"),
             "data": data.name,
+            "loss_after_update": loss_after_update,
         },
     )
 
@@ -341,8 +378,10 @@ class _Loop:
         log_every: int,
         per_epoch: int,
         callback: Callback | None,
+        loss_after_update: bool = False,
     ) -> None:
         self.model, self.opt, self.loss = model, opt, loss
+        self.loss_after_update = loss_after_update
         self.loss_fn = make_loss(loss) if isinstance(loss, str) else loss
         self.params = [p for p in model.parameters() if p.requires_grad]
         if not self.params:
@@ -428,7 +467,22 @@ class _Loop:
         batch_loss.backward()
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
         self.opt.step_(self.params, grads, self.state)
+        if logged and self.loss_after_update:
+            row["train_loss_after"] = self.loss_after(xb, yb)
         return True
+
+    @torch.no_grad()
+    def loss_after(self, xb: Tensor, yb: Tensor) -> float:
+        """The loss (with the L2 term) on ``(xb, yb)`` with the updated weights, eval mode."""
+        with self.gate.closed():
+            self.model.eval()
+            try:
+                value = float(self.loss_fn(self.model(xb), yb))
+            finally:
+                self.model.train()
+        if self.wd and self.penalized:
+            value += float(l2_penalty(self.penalized, self.wd))
+        return value
 
     def eval_metrics(self) -> dict[str, float]:
         """Loss and accuracy on the held-out set (and the training set), in eval mode."""

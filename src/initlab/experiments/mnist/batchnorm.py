@@ -11,7 +11,17 @@ the signal vanish and large ones make it explode: the net learns only near w = s
 with batch norm every layer's input is renormalized, and it learns at almost every scale.
 
 Batch norm here is PyTorch's ``BatchNorm1d`` (running statistics with momentum 0.1, as the
-book's 0.9 decay; the running variance is the unbiased one, the book's the biased one).
+book's 0.9 decay; the running variance is the unbiased one, the book's the biased one) with
+the book's ``eps = 10e-7 = 1e-6`` (torch's default is 1e-5): at the two smallest weight
+scales the pre-activation variance is below 1e-5, and with torch's eps batch norm cannot
+rescale it (the net stays at chance), with the book's it learns.
+
+Precision: the book computes in float64 (NumPy); ``dtype = "float64"`` does the same here.
+Without batch norm the two largest scales (std 1 and 0.541) blow up: the weights grow by
+orders of magnitude per step, and the loss overflows to NaN/Inf within a few steps (steps 3
+and 4 in float32, 5 and 6 in float64, measured on MNIST). The book's panels show about 0.1
+there because NumPy's ``argmax`` of an all-NaN output is class 0; here those cells are
+marked "diverged" in the figures and the summary, not drawn or counted as an accuracy.
 Execution: the 16 scales (times the seeds) are one group for the batch-norm network and
 one for the plain network, each trained in one batched computation on the same minibatches.
 """
@@ -20,9 +30,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from initlab.errors import InitlabError
+from initlab.experiments import flops as fl
 from initlab.experiments.base import (
     ExperimentData,
     GroupExperiment,
@@ -43,6 +54,7 @@ from initlab.experiments.mnist_task import (
     train_group,
 )
 from initlab.experiments.registry import register
+from initlab.experiments.seeds import stream_seed
 from initlab.report.figures import FigureInfo, LinePanel, Series
 
 BOOK_STDS: tuple[float, ...] = tuple(10.0 ** (-4.0 * i / 15) for i in range(16))
@@ -65,6 +77,10 @@ class BatchnormConfig:
     epochs: Annotated[int, "epochs (train_size / batch_size iterations each)"] = 20
     batch_size: Annotated[int, "minibatch size (drawn with replacement, as the book)"] = 100
     seeds: Annotated[int, "number of seeds per scale"] = 1
+    bn_eps: Annotated[float, "batch norm's eps (the book's 10e-7 = 1e-6; torch's is 1e-5)"] = 1e-6
+    dtype: Annotated[
+        Literal["float32", "float64"], "precision (float64: the book's NumPy, no overflow)"
+    ] = "float32"
 
 
 def _label(batchnorm: bool) -> str:
@@ -77,7 +93,7 @@ class Batchnorm(GroupExperiment):
 
     name = "batchnorm"
     description = "B3: training accuracy with/without batch norm over 16 weight scales (4x4)"
-    cost = "~20 s"
+    cost = "~20 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = "Saito, Deep Learning from Scratch (2016), sec. 6.3.2: batch_norm_test.py"
     Config = BatchnormConfig
     quick: ClassVar[dict[str, Any]] = {"epochs": 10}
@@ -88,8 +104,21 @@ class Batchnorm(GroupExperiment):
         check_dataset(config.dataset, train_size=config.train_size)
         check_hidden(config.hidden)
         check_activations([config.activation])
+        if not config.bn_eps > 0:
+            raise InitlabError(f"bn_eps must be positive, got {config.bn_eps}")
         if not config.stds or not all(s > 0 and math.isfinite(s) for s in config.stds):
             raise InitlabError(f"stds must be positive numbers, got {list(config.stds)}")
+
+    def flops(self, config: BatchnormConfig) -> float:
+        train = fl.split_size(config.dataset, "train", config.train_size)
+        per_epoch = fl.steps_per_epoch(train, config.batch_size)
+        return fl.training_flops(
+            [784, *config.hidden, 10],
+            members=2 * len(config.stds) * config.seeds,
+            steps=config.epochs * per_epoch,
+            batch=config.batch_size,
+            eval_examples=(config.epochs + 1) * train,
+        )
 
     def plan(self, config: BatchnormConfig, seed: int = 0) -> list[RunSpec]:
         runs = []
@@ -108,7 +137,9 @@ class Batchnorm(GroupExperiment):
                         "lr": config.lr,
                         "epochs": config.epochs,
                         "batch_size": config.batch_size,
-                        "batch_seed": seed,
+                        "batch_seed": stream_seed(seed, "minibatches"),
+                        "bn_eps": config.bn_eps,
+                        "dtype": config.dtype,
                     }
                     runs.append(RunSpec(key, spec, s, group=prefix))
         return runs
@@ -135,6 +166,8 @@ class Batchnorm(GroupExperiment):
             batch_size=first["batch_size"],
             batch_seed=first["batch_seed"],
             eval_train=True,
+            bn_eps=first.get("bn_eps", 1e-5),
+            dtype=first.get("dtype", "float32"),
         )
         return outcomes
 
@@ -229,24 +262,17 @@ class Batchnorm(GroupExperiment):
                     )
                     for bn in (True, False)
                     if finals[bn]
-                ]
-                + [
-                    Series(
-                        diverged[bn],
-                        [0.0] * len(diverged[bn]),
-                        f"{_label(bn)}: diverged (NaN)",
-                        BN_COLOR if bn else PLAIN_COLOR,
-                        "",
-                        marker="x",
-                    )
-                    for bn in (True, False)
-                    if diverged[bn]
                 ],
                 title=f"after {config.epochs} epochs",
                 xlabel="weight std of the init (log scale)",
                 ylabel="final training accuracy",
                 xscale="log",
                 ylim=(-0.04, 1.0),
+                vlines=[
+                    (std, "diverged (NaN/Inf): no accuracy" if k == 0 else "")
+                    for k, std in enumerate(sorted(set(diverged[True] + diverged[False])))
+                ],
+                note=_diverged_cells(diverged),
             )
         ]
         return [
@@ -272,7 +298,9 @@ class Batchnorm(GroupExperiment):
                 panels=[sweep],  # type: ignore[list-item]
                 caption=(
                     "The last point of every panel of the grid against the weight std (mean "
-                    "over the seeds that did not diverge); x at 0: every seed diverged."
+                    "over the seeds that did not diverge); a dotted vertical line marks a "
+                    "scale where every seed of a network diverged (NaN/Inf, "
+                    f"{config.dtype}): it has no accuracy and is not drawn as one."
                 ),
                 panel_size=(6.0, 3.8),
             ),
@@ -288,8 +316,15 @@ class Batchnorm(GroupExperiment):
                 cell[f"{key}_final_acc"] = self._final(data, batchnorm, std)
                 cell[f"{key}_runs"] = len(runs)
                 cell[f"{key}_diverged"] = sum(r.status == "diverged" for r in runs)
+                cell[f"{key}_status"] = _cell_status(len(runs), cell[f"{key}_diverged"])
             rows[f"{std:.3g}"] = cell
-        return {"epochs": config.epochs, "train_size": config.train_size, "by_std": rows}
+        return {
+            "epochs": config.epochs,
+            "train_size": config.train_size,
+            "bn_eps": config.bn_eps,
+            "dtype": config.dtype,
+            "by_std": rows,
+        }
 
     def verdicts(self, summary: dict[str, Any]) -> list[str]:
         rows = {
@@ -300,20 +335,23 @@ class Batchnorm(GroupExperiment):
         if not rows:
             return []
 
-        def final(row: dict[str, Any], key: str) -> float:
-            """A diverged cell counts as accuracy 0 in comparisons."""
-            value = row[f"{key}_final_acc"]
-            return 0.0 if value is None else value
-
-        better = [s for s, r in rows.items() if final(r, "bn") > final(r, "plain")]
+        both = {
+            s: r
+            for s, r in rows.items()
+            if r["bn_final_acc"] is not None and r["plain_final_acc"] is not None
+        }
+        better = [s for s, r in both.items() if r["bn_final_acc"] > r["plain_final_acc"]]
+        left_out = len(rows) - len(both)
         out = [
-            f"Batch norm ends with the higher training accuracy at {len(better)} of {len(rows)} "
-            f"weight scales (after {summary['epochs']} epochs; a diverged run counts as 0)."
+            f"Batch norm ends with the higher training accuracy at {len(better)} of {len(both)} "
+            f"weight scales where both networks finished (after {summary['epochs']} epochs"
+            + (f"; {left_out} scale(s) with a diverged network left out" if left_out else "")
+            + ")."
         ]
-        small = {s: r for s, r in rows.items() if s <= SMALL_STD}
+        small = {s: r for s, r in both.items() if s <= SMALL_STD}
         if small:
-            bn = sum(final(r, "bn") for r in small.values()) / len(small)
-            plain = sum(final(r, "plain") for r in small.values()) / len(small)
+            bn = sum(r["bn_final_acc"] for r in small.values()) / len(small)
+            plain = sum(r["plain_final_acc"] for r in small.values()) / len(small)
             out.append(
                 f"Small weights (std <= {SMALL_STD:g}, {len(small)} scales): {bn:.2f} with batch "
                 f"norm vs {plain:.2f} without (mean final training accuracy)."
@@ -332,10 +370,30 @@ class Batchnorm(GroupExperiment):
             lost = sorted(s for s, r in rows.items() if r[f"{key}_diverged"])
             if lost:
                 out.append(
-                    f"Diverged (NaN/Inf) {what} batch norm at std {_scales(lost)}: the signal "
-                    "explodes through the layers."
+                    f"Diverged (NaN/Inf, {summary.get('dtype', 'float32')}) {what} batch norm "
+                    f"at std {_scales(lost)}: the signal explodes through the layers (the "
+                    "book's panels read ~0.1 there: NumPy's argmax of NaN outputs is class 0)."
                 )
         return out
+
+
+def _diverged_cells(diverged: dict[bool, list[float]]) -> str | None:
+    """The panel note naming the diverged cells, e.g. "diverged: no BN at 1, 0.541"."""
+    parts = [
+        f"{'BN' if bn else 'no BN'} at {', '.join(f'{s:.3g}' for s in stds)}"
+        for bn, stds in diverged.items()
+        if stds
+    ]
+    return "diverged: " + "; ".join(parts) if parts else None
+
+
+def _cell_status(runs: int, diverged: int) -> str:
+    """done, diverged (every seed) or "k of n diverged"; "missing" without runs."""
+    if runs == 0:
+        return "missing"
+    if diverged == 0:
+        return "done"
+    return "diverged" if diverged == runs else f"{diverged} of {runs} diverged"
 
 
 def _scales(stds: list[float]) -> str:

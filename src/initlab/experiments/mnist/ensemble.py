@@ -24,6 +24,7 @@ from typing import Annotated, Any, ClassVar
 import torch
 
 from initlab.errors import InitlabError
+from initlab.experiments import flops as fl
 from initlab.experiments.base import (
     ExperimentData,
     GroupExperiment,
@@ -44,6 +45,7 @@ from initlab.experiments.mnist_task import (
     train_group,
 )
 from initlab.experiments.registry import register
+from initlab.experiments.seeds import stream_seed
 from initlab.report.figures import FigureInfo, LinePanel, Series
 
 
@@ -72,7 +74,7 @@ class Ensemble(GroupExperiment):
 
     name = "ensemble"
     description = "B5: 5 copies from different seeds: each one's test accuracy vs their average"
-    cost = "~20 s"
+    cost = "~20 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = (
         "Goodfellow, Bengio & Courville, Deep Learning (2016), sec. 7.11 (model averaging); "
         "Saito, Deep Learning from Scratch (2016), sec. 8.1.2"
@@ -90,6 +92,16 @@ class Ensemble(GroupExperiment):
         if config.eval_every < 1:
             raise InitlabError(f"eval_every must be positive, got {config.eval_every}")
 
+    def flops(self, config: EnsembleConfig) -> float:
+        evals = config.steps // config.eval_every + 1
+        return fl.training_flops(
+            [784, *config.hidden, 10],
+            members=config.seeds,
+            steps=config.steps,
+            batch=config.batch_size,
+            eval_examples=evals * fl.split_size(config.dataset, "test"),
+        )
+
     def plan(self, config: EnsembleConfig, seed: int = 0) -> list[RunSpec]:
         runs = []
         for s in run_seeds(seed, config.seeds):
@@ -102,7 +114,7 @@ class Ensemble(GroupExperiment):
                 "steps": config.steps,
                 "batch_size": config.batch_size,
                 "eval_every": config.eval_every,
-                "batch_seed": seed,
+                "batch_seed": stream_seed(seed, "minibatches"),
             }
             runs.append(RunSpec(f"seed={s}", spec, s, group="copies"))
         return runs

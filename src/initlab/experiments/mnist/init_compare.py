@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
+from initlab.experiments import flops as fl
 from initlab.experiments.base import (
     ExperimentData,
     GroupExperiment,
@@ -40,17 +41,23 @@ from initlab.experiments.common import (
 from initlab.experiments.mnist_task import (
     DATASET_HELP,
     LN10,
+    LOSS_CURVE_HELP,
     DatasetChoice,
+    LossCurve,
     check_dataset,
     check_hidden,
     dataset_title,
     first_below,
     group_task,
+    loss_caption,
+    loss_label,
+    loss_metric,
     smooth_curve,
     tail_mean,
     train_group,
 )
 from initlab.experiments.registry import register
+from initlab.experiments.seeds import stream_seed
 from initlab.report.figures import FigureInfo, LinePanel, Series
 
 LEARNED_BELOW = 0.95 * LN10  # a final loss above this is "did not learn" (chance: ln 10)
@@ -71,11 +78,12 @@ class InitCompareConfig:
     batch_size: Annotated[int, "minibatch size (drawn with replacement, as the book)"] = 128
     seeds: Annotated[int, "number of seeds per init (each seed draws its own weights)"] = 1
     smooth: Annotated[bool, "smooth the curves with the book's smooth_curve"] = True
+    loss_curve: Annotated[LossCurve, LOSS_CURVE_HELP] = "after_update"
 
 
-def _final_loss(run: Any) -> float:
+def _final_loss(run: Any, metric: str = "train_loss_after") -> float:
     """Mean training loss of the last 100 iterations (or all, when fewer)."""
-    _, loss = run.series("train_loss")
+    _, loss = run.series(metric)
     return tail_mean(loss, min(100, len(loss)))
 
 
@@ -85,7 +93,7 @@ class InitCompare(GroupExperiment):
 
     name = "init-compare"
     description = "B1: MNIST loss curves from std 0.01, sqrt(1/n) and He init (deep ReLU MLP)"
-    cost = "~10 s"
+    cost = "~15 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = "Saito, Deep Learning from Scratch (2016), sec. 6.2.4: weight_init_compare.py"
     Config = InitCompareConfig
     quick: ClassVar[dict[str, Any]] = {"steps": 1000}
@@ -97,6 +105,17 @@ class InitCompare(GroupExperiment):
         check_hidden(config.hidden)
         check_activations(config.activations)
         check_inits(config.inits)
+
+    def flops(self, config: InitCompareConfig) -> float:
+        widths = [784, *config.hidden, 10]
+        return fl.training_flops(
+            widths,
+            members=len(config.activations) * len(config.inits) * config.seeds,
+            steps=config.steps,
+            batch=config.batch_size,
+            eval_examples=2 * fl.split_size(config.dataset, "test"),
+            after_update=True,
+        )
 
     def plan(self, config: InitCompareConfig, seed: int = 0) -> list[RunSpec]:
         runs = []
@@ -113,7 +132,8 @@ class InitCompare(GroupExperiment):
                         "lr": config.lr,
                         "steps": config.steps,
                         "batch_size": config.batch_size,
-                        "batch_seed": seed,
+                        "batch_seed": stream_seed(seed, "minibatches"),
+                        "loss_after_update": True,
                     }
                     runs.append(RunSpec(key, spec, s, group=activation))
         return runs
@@ -134,13 +154,14 @@ class InitCompare(GroupExperiment):
             members=[(run.spec["init"], run.seed) for run in runs],
             data=task.train,
             spec=task.spec,
-            keep=("train_loss", "valid_loss", "valid_acc"),
+            keep=("train_loss", "train_loss_after", "valid_loss", "valid_acc"),
             lr=first["lr"],
             steps=first["steps"],
             batch_size=first["batch_size"],
             batch_seed=first["batch_seed"],
             eval_data=task.test,
             eval_every=first["steps"],
+            loss_after_update=first.get("loss_after_update", False),
         )
         return outcomes
 
@@ -158,7 +179,7 @@ class InitCompare(GroupExperiment):
                 ]
                 if not runs:
                     continue
-                curves = [r.series("train_loss") for r in runs]
+                curves = [r.series(loss_metric(config.loss_curve)) for r in runs]
                 steps = curves[0][0]
                 length = min(len(c[1]) for c in curves)
                 mean = [sum(c[1][t] for c in curves) / len(curves) for t in range(length)]
@@ -179,7 +200,7 @@ class InitCompare(GroupExperiment):
                     title=f"{activation}, {len(config.hidden)} hidden layers of "
                     f"{'/'.join(str(w) for w in sorted(set(config.hidden)))}",
                     xlabel="iteration (SGD step)",
-                    ylabel="training loss (cross entropy, nats)",
+                    ylabel=f"{loss_label(config.loss_curve)} (nats)",
                     ylim=(0.0, top),
                     hlines=[(LN10, "chance: ln 10 = 2.30")],
                 )
@@ -196,7 +217,8 @@ class InitCompare(GroupExperiment):
                 f"{fmt(config.lr)}, batch {config.batch_size}",
                 panels=[panels],  # type: ignore[list-item]
                 caption=(
-                    f"Training loss per iteration, {how if config.smooth else 'raw'}; "
+                    f"Training loss per iteration, {how if config.smooth else 'raw'}: "
+                    f"{loss_caption(config.loss_curve)}; "
                     f"{config.seeds} seed(s) per init, all inits on the same minibatches. "
                     "A curve that stays on the dotted chance line did not learn."
                 ),
@@ -217,10 +239,10 @@ class InitCompare(GroupExperiment):
                 ]
                 if not runs:
                     continue
-                finals = [_final_loss(r) for r in runs]
+                finals = [_final_loss(r, loss_metric(config.loss_curve)) for r in runs]
                 reached = []
                 for r in runs:
-                    steps, loss = r.series("train_loss")
+                    steps, loss = r.series(loss_metric(config.loss_curve))
                     reached.append(first_below(steps, smooth_curve(loss), FAST_LEVEL))
                 accs = [r.summary.get("valid_acc") for r in runs]
                 accs = [a for a in accs if isinstance(a, float)]
@@ -233,7 +255,12 @@ class InitCompare(GroupExperiment):
                     "diverged": sum(r.status == "diverged" for r in runs),
                 }
             out[activation] = rows
-        return {"chance_loss": LN10, "steps": config.steps, "by_activation": out}
+        return {
+            "chance_loss": LN10,
+            "steps": config.steps,
+            "loss_curve": config.loss_curve,
+            "by_activation": out,
+        }
 
     def verdicts(self, summary: dict[str, Any]) -> list[str]:
         out = []

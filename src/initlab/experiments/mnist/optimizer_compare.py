@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
 from initlab.errors import InitlabError, check_choice
+from initlab.experiments import flops as fl
 from initlab.experiments.base import (
     ExperimentData,
     GroupExperiment,
@@ -32,21 +33,27 @@ from initlab.experiments.base import (
     RunSpec,
     no_progress,
 )
-from initlab.experiments.common import check_activations, check_inits, color, run_seeds
+from initlab.experiments.common import check_activations, check_inits, color, ranking, run_seeds
 from initlab.experiments.mnist_task import (
     DATASET_HELP,
     LN10,
+    LOSS_CURVE_HELP,
     DatasetChoice,
+    LossCurve,
     check_dataset,
     check_hidden,
     dataset_title,
     first_below,
     group_task,
+    loss_caption,
+    loss_label,
+    loss_metric,
     smooth_curve,
     tail_mean,
     train_group,
 )
 from initlab.experiments.registry import register
+from initlab.experiments.seeds import stream_seed
 from initlab.experiments.signal.optimizer_paths import TITLES
 from initlab.report.figures import FigureInfo, LinePanel, Series
 
@@ -92,6 +99,7 @@ class OptimizerCompareConfig:
     batch_size: Annotated[int, "minibatch size (drawn with replacement, as the book)"] = 128
     seeds: Annotated[int, "number of seeds per optimizer"] = 1
     smooth: Annotated[bool, "smooth the curves with the book's smooth_curve"] = True
+    loss_curve: Annotated[LossCurve, LOSS_CURVE_HELP] = "after_update"
 
 
 def optimizer_hparams(name: str, config: OptimizerCompareConfig) -> dict[str, float]:
@@ -114,7 +122,7 @@ class OptimizerCompare(GroupExperiment):
 
     name = "optimizer-compare"
     description = "B2: MNIST loss curves of SGD, Momentum, AdaGrad, RMSProp and Adam (He init)"
-    cost = "~30 s"
+    cost = "~30 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = "Saito, Deep Learning from Scratch (2016), sec. 6.1.8: optimizer_compare_mnist.py"
     Config = OptimizerCompareConfig
     quick: ClassVar[dict[str, Any]] = {"steps": 600}
@@ -136,6 +144,16 @@ class OptimizerCompare(GroupExperiment):
             if not lr > 0:
                 raise InitlabError(f"lr of {name} must be positive, got {lr}")
 
+    def flops(self, config: OptimizerCompareConfig) -> float:
+        return fl.training_flops(
+            [784, *config.hidden, 10],
+            members=len(config.optimizers) * config.seeds,
+            steps=config.steps,
+            batch=config.batch_size,
+            eval_examples=2 * fl.split_size(config.dataset, "test"),
+            after_update=True,
+        )
+
     def plan(self, config: OptimizerCompareConfig, seed: int = 0) -> list[RunSpec]:
         runs = []
         for name in config.optimizers:
@@ -150,7 +168,8 @@ class OptimizerCompare(GroupExperiment):
                     "hparams": optimizer_hparams(name, config),
                     "steps": config.steps,
                     "batch_size": config.batch_size,
-                    "batch_seed": seed,
+                    "batch_seed": stream_seed(seed, "minibatches"),
+                    "loss_after_update": True,
                 }
                 runs.append(RunSpec(key, spec, s, group=name))
         return runs
@@ -173,7 +192,7 @@ class OptimizerCompare(GroupExperiment):
             members=[(run.spec["init"], run.seed) for run in runs],
             data=task.train,
             spec=task.spec,
-            keep=("train_loss", "valid_loss", "valid_acc"),
+            keep=("train_loss", "train_loss_after", "valid_loss", "valid_acc"),
             optimizer=first["optimizer"],
             lr=lr,
             hparams=hparams,
@@ -182,6 +201,7 @@ class OptimizerCompare(GroupExperiment):
             batch_seed=first["batch_seed"],
             eval_data=task.test,
             eval_every=first["steps"],
+            loss_after_update=first.get("loss_after_update", False),
         )
         return outcomes
 
@@ -195,7 +215,7 @@ class OptimizerCompare(GroupExperiment):
             runs = [r for r in data.finished() if r.spec["optimizer"] == name]
             if not runs:
                 continue
-            curves = [r.series("train_loss") for r in runs]
+            curves = [r.series(loss_metric(config.loss_curve)) for r in runs]
             length = min(len(c[1]) for c in curves)
             mean = [sum(c[1][t] for c in curves) / len(curves) for t in range(length)]
             out[name] = (curves[0][0][:length], smooth_curve(mean) if config.smooth else mean, runs)
@@ -219,7 +239,7 @@ class OptimizerCompare(GroupExperiment):
                 series,
                 title="whole run (log scale)",
                 xlabel="iteration",
-                ylabel="training loss (cross entropy, nats)",
+                ylabel=f"{loss_label(config.loss_curve)} (nats)",
                 yscale="log",
                 hlines=[(LN10, "chance: ln 10")],
             ),
@@ -227,7 +247,7 @@ class OptimizerCompare(GroupExperiment):
                 series,
                 title="the book's view (loss 0 to 1)",
                 xlabel="iteration",
-                ylabel="training loss (cross entropy, nats)",
+                ylabel=f"{loss_label(config.loss_curve)} (nats)",
                 ylim=(0.0, 1.0),
                 legend=False,
             ),
@@ -239,7 +259,8 @@ class OptimizerCompare(GroupExperiment):
                 f"{config.init} init, batch {config.batch_size}",
                 panels=[panels],  # type: ignore[list-item]
                 caption=(
-                    f"Training loss per iteration ({how}, mean over {config.seeds} seed(s)); "
+                    f"Training loss per iteration ({how}, mean over {config.seeds} seed(s)): "
+                    f"{loss_caption(config.loss_curve)}; "
                     "every optimizer starts from the same weights and sees the same minibatches. "
                     "Left on a log scale (early spikes included), right on the book's y range."
                 ),
@@ -250,7 +271,7 @@ class OptimizerCompare(GroupExperiment):
     def summary(self, config: OptimizerCompareConfig, data: ExperimentData) -> dict[str, Any]:
         rows: dict[str, Any] = {}
         for name, (steps, loss, runs) in self._curves(config, data).items():
-            finals = [tail_mean(r.series("train_loss")[1], 100) for r in runs]
+            finals = [tail_mean(r.series(loss_metric(config.loss_curve))[1], 100) for r in runs]
             accs = [r.summary.get("valid_acc") for r in runs]
             accs = [a for a in accs if isinstance(a, float)]
             rows[name] = {
@@ -260,7 +281,7 @@ class OptimizerCompare(GroupExperiment):
                 "test_acc": sum(accs) / len(accs) if accs else None,
                 "diverged": sum(r.status == "diverged" for r in runs),
             }
-        return {"steps": config.steps, "optimizers": rows}
+        return {"steps": config.steps, "loss_curve": config.loss_curve, "optimizers": rows}
 
     def verdicts(self, summary: dict[str, Any]) -> list[str]:
         rows = summary.get("optimizers", {})
@@ -272,8 +293,16 @@ class OptimizerCompare(GroupExperiment):
             return value if math.isfinite(value) else math.inf
 
         ranked = sorted(rows, key=key)
-        listing = " < ".join(f"{TITLES.get(n, n)} {rows[n]['final_loss']:.3f}" for n in ranked)
-        out = [f"Final training loss (mean of the last 100 iterations): {listing}."]
+        listing = ranking(
+            {n: rows[n]["final_loss"] for n in ranked},
+            label=lambda n: TITLES.get(n, n),
+            diverged=[n for n in ranked if rows[n]["diverged"]],
+            number=lambda v: f"{v:.3f}",
+        )
+        when = "after" if summary.get("loss_curve") == "after_update" else "before"
+        out = [
+            f"Final training loss ({when} the update, mean of the last 100 iterations): {listing}."
+        ]
         reached = {n: r["steps_to_loss_0_5"] for n, r in rows.items()}
         fast = [n for n in ranked if reached[n] is not None]
         if fast:
@@ -283,7 +312,7 @@ class OptimizerCompare(GroupExperiment):
                 f"{TITLES.get(best, best)} is the first below loss {LEVEL:g} (iteration "
                 f"{reached[best]})" + (f"; never below it: {', '.join(never)}." if never else ".")
             )
-        if "sgd" in rows and len(rows) > 1:
+        if "sgd" in rows and len(rows) > 1 and math.isfinite(key("sgd")):
             beat = [TITLES.get(n, n) for n in ranked if n != "sgd" and key(n) < key("sgd")]
             out.append(
                 f"{len(beat)} of {len(rows) - 1} optimizers end below plain SGD "

@@ -16,12 +16,14 @@ negative half of tanh; here each histogram uses the activation's real range (tan
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 import torch
 
 from initlab.activations import activation_info
+from initlab.experiments import flops as fl
 from initlab.experiments.base import (
     Experiment,
     ExperimentData,
@@ -39,9 +41,17 @@ from initlab.experiments.common import (
     init_label,
     pct,
     run_seeds,
+    single_thread,
 )
 from initlab.experiments.registry import register
+from initlab.experiments.seeds import stream_seed
+from initlab.init.fans import gain
 from initlab.report.figures import FigureInfo, HistogramPanel
+
+KEPT = (0.9, 1.1)
+"""Per-layer std ratios of an unbounded activation in this range count as "spread kept"
+(over 4 layer-to-layer steps: x0.66 to x1.46 in all); ReLU with sqrt(1/n) weights (x0.71
+per layer) falls outside."""
 
 EDGE = 0.05
 """An activation within this distance of an end of a bounded activation's range counts as
@@ -68,13 +78,29 @@ class ActivationHistogramsConfig:
     seeds: Annotated[int, "number of seeds; each is a separate run"] = 1
 
 
+def network_and_inputs(spec: dict[str, Any], seed: int) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The run's network (``layers`` Linear(width, width) + activation; the last Linear of
+    ``mlp`` is unused), initialized from the weights stream of ``seed``, and its input
+    batch (``samples x width`` standard normal) from the inputs stream, so the two are
+    independent (:mod:`initlab.experiments.seeds`)."""
+    from initlab.data.gaussian import gaussian_inputs
+    from initlab.init import initialize
+    from initlab.models import mlp
+
+    width = spec["width"]
+    model = mlp([width] * (spec["layers"] + 2), spec["activation"], bias=spec["bias"])
+    initialize(model, spec["init"], seed=stream_seed(seed, "weights"))
+    input_seed = spec.get("input_seed", stream_seed(seed, "inputs"))
+    return model, gaussian_inputs(spec["samples"], width, seed=input_seed)
+
+
 @register
 class ActivationHistograms(Experiment):
     """Histograms of every layer's activations at init, per activation and weight std."""
 
     name = "activation-histograms"
     description = "A1: per-layer activation histograms at init, per activation x weight scale"
-    cost = "~10 s"
+    cost = "~15 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = "Saito, Deep Learning from Scratch (2016), sec. 6.2: weight init histograms"
     Config = ActivationHistogramsConfig
     quick: ClassVar[dict[str, Any]] = {}  # the full preset is already a few seconds
@@ -86,6 +112,10 @@ class ActivationHistograms(Experiment):
         check_positive(
             samples=config.samples, width=config.width, layers=config.layers, bins=config.bins
         )
+
+    def flops(self, config: ActivationHistogramsConfig) -> float:
+        runs = config.seeds * len(config.activations) * len(config.inits)
+        return runs * fl.forward_flops([config.width] * (config.layers + 1), config.samples)
 
     def plan(self, config: ActivationHistogramsConfig, seed: int = 0) -> list[RunSpec]:
         runs = []
@@ -101,6 +131,7 @@ class ActivationHistograms(Experiment):
                         "layers": config.layers,
                         "bins": config.bins,
                         "bias": config.bias,
+                        "input_seed": stream_seed(s, "inputs"),
                     }
                     runs.append(RunSpec(key, spec, s))
         return runs
@@ -112,21 +143,16 @@ class ActivationHistograms(Experiment):
         recorder: Recorder,
         progress: Progress = no_progress,
     ) -> RunOutcome:
-        from initlab.data.gaussian import gaussian_inputs
-        from initlab.init import initialize
-        from initlab.models import mlp
         from initlab.probes.stats import histogram, summarize
 
         spec = run.spec
-        activation, width, layers = spec["activation"], spec["width"], spec["layers"]
+        activation, layers = spec["activation"], spec["layers"]
         info = activation_info(activation)
-        # 1. the network: `layers` Linear(width, width) + activation (mlp's last Linear unused)
-        model = mlp([width] * (layers + 2), activation, bias=spec["bias"])
-        initialize(model, spec["init"], seed=run.seed)
-        # 2. the input: samples x width standard normal, its own seed stream
-        x = gaussian_inputs(spec["samples"], width, seed=run.seed)
+        model, x = network_and_inputs(spec, run.seed)
         records = []
-        with torch.no_grad():
+        # one thread: small products and reductions; on a shared 2-core host two threads
+        # wait on each other (A1 took 37 s in the suite benchmark under load, for 1.5 GFLOP)
+        with torch.no_grad(), single_thread():
             z = x
             for layer in range(1, layers + 1):
                 z = getattr(model, f"act{layer}")(getattr(model, f"linear{layer}")(z))
@@ -148,7 +174,9 @@ class ActivationHistograms(Experiment):
                 progress(layer, layers)
         recorder.log_probes(records)
         first, last = records[0]["stats"]["std"], records[-1]["stats"]["std"]
-        return RunOutcome("done", {"std_first": first, "std_last": last})
+        weight = model.linear1.weight.detach()
+        scale = float(weight.double().pow(2).mean().sqrt()) * math.sqrt(weight.shape[1])
+        return RunOutcome("done", {"std_first": first, "std_last": last, "weight_scale": scale})
 
     # -- results ----------------------------------------------------------------------
     @staticmethod
@@ -181,6 +209,8 @@ class ActivationHistograms(Experiment):
                     peak = max(peak, max(visible, default=0.0))
                     stats = record["stats"]
                     note = f"std {fmt(stats['std'], 2)}"
+                    if info.output_range is None:  # own x range: say where it ends
+                        note += f"\nmax {fmt(hist['edges'][-1], 2)}"
                     if clip_zero:
                         note += f"\nat 0: {pct(stats['zero'])}"
                     row.append(
@@ -196,21 +226,18 @@ class ActivationHistograms(Experiment):
                     )
                 grid.append(row)
             for row in grid:
-                panels = [p for p in row if p is not None]
-                # unbounded activations: one x range per row, so growth and collapse show
-                row_lo = min(p.edges[0] for p in panels)
-                row_hi = max(p.edges[-1] for p in panels)
-                for panel in panels:
+                # bounded activations share their real range; unbounded ones keep each
+                # layer's own [0, max] (a shared row range leaves small layers empty), and
+                # the note's std and max compare the layers
+                for panel in (p for p in row if p is not None):
                     panel.ylim = (0.0, peak * 1.08 if peak > 0 else 1.0)
-                    if info.output_range is None:
-                        panel.xlim = (row_lo, row_hi)
             seeds = " (per seed)" if config.seeds > 1 else ""
             clip = " The bar at 0 is cut off: its height is given as 'at 0'." if clip_zero else ""
             range_text = (
                 f"x axis: the {activation} range {info.output_range}"
                 if info.output_range is not None
-                else "x axis: [0, largest value of the row], shared along each row (each "
-                "layer's 30 bins span [0, its own max])"
+                else "x axis: each layer's own range [0, its max] (30 bins; the corner note "
+                "gives std and max, to compare layers)"
             )
             figures.append(
                 FigureInfo(
@@ -247,7 +274,11 @@ class ActivationHistograms(Experiment):
                 "std_ratio": stds[-1] / stds[0] if stds[0] > 0 else float("inf"),
                 "std_per_layer": stds,
                 "mean_last": records[-1]["stats"]["mean"],
+                "per_layer_ratio": _per_layer(stds),
+                "gain": gain(run.spec["activation"]),
             }
+            if "weight_scale" in run.summary:
+                row["weight_scale"] = run.summary["weight_scale"]
             if "near_ends" in records[0]["stats"]:
                 ends = [r["stats"]["near_ends"] for r in records]
                 row["near_ends_min"] = min(ends)
@@ -267,21 +298,46 @@ class ActivationHistograms(Experiment):
         return [f"{act}: " + "; ".join(parts) + "." for act, parts in by_activation.items()]
 
 
+def _per_layer(stds: list[float]) -> float:
+    """The geometric-mean change of the std from one layer to the next."""
+    if len(stds) < 2 or not stds[0] > 0 or not math.isfinite(stds[-1]):
+        return 1.0 if len(stds) < 2 else math.nan
+    return (stds[-1] / stds[0]) ** (1.0 / (len(stds) - 1)) if stds[-1] > 0 else 0.0
+
+
 def _describe(row: dict[str, Any]) -> str:
-    """One phrase for a run: saturated, collapsed, exploded or spread kept.
+    """One phrase for a run: saturated, collapsed, exploded, shrinking, growing or kept.
 
     Rules (stated so the verdicts can be checked): saturated when at least half of every
     layer's values lie within 0.05 of an end of a bounded activation's range; collapsed when
     the last layer's std is below 0.02 (bounded activations, whose range is 1 or 2 wide) or
-    below 1/10 of the first layer's (unbounded); exploded when it grew more than 10x;
-    otherwise the spread is kept.
+    below 1/10 of the first layer's (unbounded); exploded when it grew more than 10x.
+    Otherwise a bounded activation (sigmoid, tanh) keeps its spread; for an unbounded one
+    (ReLU ...) the per-layer ratio ``r = (std_L / std_1)^(1 / (L - 1))`` decides: the spread
+    is kept when ``KEPT[0] <= r <= KEPT[1]``, else it shrinks or grows by ``r`` per layer,
+    and the phrase compares it with ``std(W) sqrt(n) / gain``, the ratio expected from the
+    weights' scale and the activation's gain (:func:`initlab.init.fans.gain`: sqrt(2) for
+    ReLU, He et al. 2015 eq. 10; exact for ReLU, whose variance halves in each layer). A
+    ReLU net with sqrt(1/n) weights loses 1/sqrt(2) per layer (x0.25 over 5 layers): it
+    shrinks, as the book says ("ReLU needs He").
     """
     last, ratio = row["std_last"], row["std_ratio"]
     bounded = "near_ends_min" in row
+    overall = f"last-layer std {fmt(last, 2)}, x{fmt(ratio, 2)} of layer 1"
     if bounded and row["near_ends_min"] >= 0.5:
         return f"saturated ({pct(row['near_ends_min'])}+ of values within {EDGE} of the ends)"
     if (bounded and last < 0.02) or (not bounded and ratio < 0.1):
-        return f"collapsed (last-layer std {fmt(last, 2)}, x{fmt(ratio, 2)} of layer 1)"
+        return f"collapsed ({overall})"
     if ratio > 10:
-        return f"exploded (last-layer std {fmt(last, 2)}, x{fmt(ratio, 2)} of layer 1)"
-    return f"spread kept (last-layer std {fmt(last, 2)}, x{fmt(ratio, 2)} of layer 1)"
+        return f"exploded ({overall})"
+    r = row.get("per_layer_ratio", math.nan)
+    if bounded or not math.isfinite(r) or KEPT[0] <= r <= KEPT[1]:
+        return f"spread kept ({overall})"
+    text = f"spread {'shrinks' if r < KEPT[0] else 'grows'} x{fmt(r, 2)} per layer ({overall}"
+    if "weight_scale" in row:
+        expected = row["weight_scale"] / row["gain"]
+        text += (
+            f"; expected x{fmt(expected, 2)} from std·√n = {fmt(row['weight_scale'], 2)} and "
+            f"the {row['activation']} gain {fmt(row['gain'], 3)}"
+        )
+    return text + ")"

@@ -53,6 +53,7 @@ from initlab.experiments.common import (
     single_thread,
 )
 from initlab.experiments.registry import register
+from initlab.experiments.seeds import stream_seed
 from initlab.report.figures import FigureInfo, LinePanel, Series
 
 MEAN_FIELD_SCHEMES: tuple[str, ...] = (
@@ -76,6 +77,8 @@ MEAN_FIELD_SCHEMES: tuple[str, ...] = (
 )
 """Schemes with i.i.d. zero-mean (or orthogonal) weights: the mean-field prediction applies."""
 
+SAFE_VAR = (1e-30, 1e30)  # variances trusted from the float32 passes (see layer_stats)
+STATS_CHUNK = 64  # layers whose statistics are computed in one vectorized pass
 TINY = 1e-30  # a std below this counts as vanished (and is not compared with the theory)
 WINDOW = 15  # the figure's y axis spans at most 1e-15 .. 1e15 around the data
 
@@ -127,13 +130,151 @@ def mean_field_prediction(
     return act_std, [math.sqrt(v) for v in grad_var]
 
 
+def network_and_inputs(
+    spec: dict[str, Any], seed: int
+) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The run's network (each scheme's own bias rule: N(0, sigma_b^2) for critical), from
+    the weights stream of ``seed``; its Gaussian input batch (inputs stream) and the fixed
+    output weighting ``r`` of the loss (targets stream), all independent of each other
+    (:mod:`initlab.experiments.seeds`), in the run's dtype."""
+    from initlab.data.gaussian import gaussian_inputs
+    from initlab.init import initialize
+    from initlab.models import deep_mlp
+
+    depth, width, samples = spec["depth"], spec["width"], spec["samples"]
+    dtype = torch.float64 if spec["dtype"] == "float64" else torch.float32
+    with torch.device("meta"):  # no default init: initialize() fills every parameter
+        model = deep_mlp(depth, width, spec["activation"], bias=True)
+    model = model.to_empty(device="cpu")
+    initialize(model, spec["init"], seed=stream_seed(seed, "weights"))
+    model = model.to(dtype).requires_grad_(False)
+    x = gaussian_inputs(samples, width, seed=spec.get("input_seed", stream_seed(seed, "inputs")))
+    gen = torch.Generator().manual_seed(spec.get("target_seed", stream_seed(seed, "targets")))
+    r = torch.randn(samples, width, generator=gen, dtype=dtype)
+    return model, x.to(dtype), r
+
+
+def layer_stats(stack: torch.Tensor) -> list[dict[str, float]]:
+    """Mean, population std and non-finite count of each ``stack[l]`` over its finite
+    entries (as :func:`initlab.probes.stats.mean` / ``std``), for all layers of the chunk
+    in one ``var_mean`` instead of three small passes per layer.
+
+    Two passes in the chunk's own precision, ``mean = sum / n`` and ``var = |x - mean|^2 /
+    n`` (a sum and a dot product: several times faster than ``var_mean``'s Welford pass);
+    rows whose variance leaves [1e-30, 1e30] (vanishing or exploding signals, whose squares
+    under- or overflow a float32) are redone on the row scaled by a power of two (exact),
+    and rows with a NaN or Inf in float64 over their finite entries only.
+    """
+    flat = stack.reshape(stack.shape[0], -1)
+    n = flat.shape[1]
+    mu32 = flat.sum(1, keepdim=True) / n
+    centered = flat - mu32
+    var = (torch.linalg.vecdot(centered, centered) / n).double()
+    mu = mu32.squeeze(1).double()
+    bad = torch.zeros(flat.shape[0], dtype=torch.int64)
+    ok = torch.isfinite(mu) & (var >= SAFE_VAR[0]) & (var <= SAFE_VAR[1])
+    wide = (~ok).nonzero().flatten()
+    if wide.numel():
+        sub = flat.index_select(0, wide)
+        amax = sub.abs().amax(1, keepdim=True)
+        # exact power-of-two rescaling to [0.5, 1): the float32 passes then neither under-
+        # nor overflow (a vanishing ReLU signal reaches 1e-30 and below within the depth)
+        limit = 126 if sub.dtype == torch.float32 else 1022
+        exponent = torch.frexp(torch.where(torch.isfinite(amax), amax, 1.0)).exponent
+        scale = torch.pow(2.0, (-exponent).clamp(-limit, limit).to(sub.dtype))
+        scaled = sub * scale
+        sub_mu = scaled.sum(1, keepdim=True) / n
+        centered = scaled - sub_mu
+        sub_var = torch.linalg.vecdot(centered, centered) / n
+        scale64 = scale.squeeze(1).double()
+        mu[wide] = sub_mu.squeeze(1).double() / scale64
+        var[wide] = sub_var.double() / scale64.square()
+        broken = (~torch.isfinite(amax.squeeze(1))).nonzero().flatten()
+        for k in broken.tolist():  # NaN/Inf entries: statistics of the finite ones
+            row, values = int(wide[k]), sub[k].double()
+            finite = values[torch.isfinite(values)]
+            bad[row] = values.numel() - finite.numel()
+            if finite.numel():
+                v, m = torch.var_mean(finite, correction=0)
+                var[row], mu[row] = v, m
+            else:
+                var[row], mu[row] = math.nan, math.nan
+    return [
+        {"mean": m, "std": math.sqrt(v) if v >= 0 else math.nan, "nonfinite": int(b)}
+        for m, v, b in zip(mu.tolist(), var.tolist(), bad.tolist(), strict=True)
+    ]
+
+
+def propagate(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    r: torch.Tensor,
+    activation: str,
+    depth: int,
+    progress: Progress = no_progress,
+) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """Per-layer statistics of ``z_l = phi(h_l)`` and of ``dL/dh_l`` for ``L = sum(out * r)``.
+
+    The forward and backward passes are written out (no autograd, no hooks): one ``addmm``
+    per layer each way, ``h_l = z_{l-1} W_l^T + b_l`` and ``dL/dz_{l-1} = dL/dh_l W_l``,
+    the activation's derivative from the batched engine's kernels
+    (:mod:`initlab.train.batched_ops`, autograd's own ATen backward kernels). The layers'
+    outputs are kept for the backward pass in one ``[depth, samples, width]`` buffer, and
+    statistics are taken over chunks of :data:`STATS_CHUNK` layers at once. Denormal floats
+    are flushed to zero meanwhile (``torch.set_flush_denormal``): a vanishing signal
+    otherwise spends hundreds of layers in the subnormal range (below 1.2e-38 in float32),
+    where every multiply is ~100x slower on x86; flushed, such values read 0 a few layers
+    earlier ("vanish (underflow to 0)") instead of ~1e-40.
+    """
+    from initlab.train.batched_ops import activation_kernels
+
+    kernels = activation_kernels(activation)
+    samples, width = x.shape
+    linears = [getattr(model, f"linear{layer}") for layer in range(1, depth + 2)]
+    z_all = torch.empty(depth, samples, width, dtype=x.dtype)
+    h_all = z_all if kernels.output_only else torch.empty_like(z_all)
+    grads = torch.empty(min(STATS_CHUNK, depth), samples, width, dtype=x.dtype)
+    act: list[dict[str, float]] = []
+    grad: list[dict[str, float] | None] = [None] * depth
+    total = 2 * depth
+    torch.set_flush_denormal(True)
+    try:
+        z = x
+        for layer in range(depth):
+            lin = linears[layer]
+            torch.addmm(lin.bias, z, lin.weight.t(), out=h_all[layer])
+            z = kernels.forward(h_all[layer], z_all[layer])
+            if (layer + 1) % STATS_CHUNK == 0 or layer + 1 == depth:
+                act.extend(layer_stats(z_all[len(act) : layer + 1]))
+                progress(layer + 1, total)
+        g = torch.mm(r, linears[depth].weight)  # dL/dz_L
+        gh = torch.empty_like(g)
+        chunk_end = depth
+        for layer in range(depth - 1, -1, -1):
+            slot = grads[(depth - 1 - layer) % grads.shape[0]]
+            kernels.backward(g, h_all[layer], z_all[layer], slot)  # dL/dh_l
+            if layer > 0:
+                torch.mm(slot, linears[layer].weight, out=gh)
+                g, gh = gh, g
+            done = chunk_end - layer
+            if done == grads.shape[0] or layer == 0:
+                stats = layer_stats(grads[:done])
+                for k, record in enumerate(stats):
+                    grad[chunk_end - 1 - k] = record
+                chunk_end = layer
+                progress(2 * depth - layer, total)
+    finally:
+        torch.set_flush_denormal(False)  # torch has no getter; off is its default
+    return act, [g for g in grad if g is not None]
+
+
 @register
 class DepthScan(Experiment):
     """Per-layer std of activations and gradients through 1000 layers, per scheme."""
 
     name = "depth-scan"
     description = "A4: activation and gradient std per layer at init, up to depth 1000"
-    cost = "~1 min"
+    cost = "~1 min"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = (
         "Poole et al. 2016 (transient chaos), Schoenholz et al. 2017 (deep information "
         "propagation): mean-field signal propagation"
@@ -146,6 +287,12 @@ class DepthScan(Experiment):
         check_activations(config.activations)
         check_inits(config.inits)
         check_positive(depth=config.depth, width=config.width, samples=config.samples)
+
+    def flops(self, config: DepthScanConfig) -> float:
+        """Per run: the forward products and the input-gradient products of every layer."""
+        runs = config.seeds * len(config.activations) * len(config.inits)
+        layer = 2.0 * config.samples * config.width * config.width
+        return runs * (config.depth + 1) * 2 * layer
 
     def plan(self, config: DepthScanConfig, seed: int = 0) -> list[RunSpec]:
         runs = []
@@ -161,6 +308,8 @@ class DepthScan(Experiment):
                         "samples": config.samples,
                         "dtype": config.dtype,
                         "mean_field": config.mean_field,
+                        "input_seed": stream_seed(s, "inputs"),
+                        "target_seed": stream_seed(s, "targets"),
                     }
                     runs.append(RunSpec(key, spec, s))
         return runs
@@ -172,58 +321,30 @@ class DepthScan(Experiment):
         recorder: Recorder,
         progress: Progress = no_progress,
     ) -> RunOutcome:
-        from initlab.data.gaussian import gaussian_inputs
-        from initlab.init import initialize, parse_scheme
-        from initlab.models import deep_mlp
-        from initlab.probes.stats import mean, nonfinite_count, std
+        from initlab.init import parse_scheme
 
         spec = run.spec
-        depth, width, activation = spec["depth"], spec["width"], spec["activation"]
-        dtype = torch.float64 if spec["dtype"] == "float64" else torch.float32
-        # 1. the network and its init (each scheme's own bias rule: N(0, sigma_b^2) for critical)
-        model = deep_mlp(depth, width, activation, bias=True)
-        initialize(model, spec["init"], seed=run.seed)
-        model = model.to(dtype).requires_grad_(False)  # no weight grads: autograd keeps less
-        gen = torch.Generator().manual_seed(run.seed + 1_000_003)
-        x = gaussian_inputs(spec["samples"], width, seed=run.seed).to(dtype).requires_grad_(True)
-        r = torch.randn(spec["samples"], width, generator=gen, dtype=dtype)
-        # 2. forward, recording activation stats; hooks record gradient stats on the way back
-        act: list[dict[str, float]] = []
-        grad: dict[int, dict[str, float]] = {}
-        total = 2 * depth
-
-        def hook(layer: int):  # type: ignore[no-untyped-def]
-            def record(g: torch.Tensor) -> None:
-                grad[layer] = {"mean": mean(g), "std": std(g), "nonfinite": nonfinite_count(g)}
-                progress(2 * depth - layer + 1, total)
-
-            return record
-
-        z = x
-        for layer in range(1, depth + 1):
-            h = getattr(model, f"linear{layer}")(z)
-            h.register_hook(hook(layer))
-            z = getattr(model, f"act{layer}")(h)
-            with torch.no_grad():
-                act.append({"mean": mean(z), "std": std(z), "nonfinite": nonfinite_count(z)})
-            if layer % 10 == 0:
-                progress(layer, total)
-        out = getattr(model, f"linear{depth + 1}")(z)
-        (out * r).sum().backward()
-        # 3. store per-layer records (step 0: at init)
+        depth, activation = spec["depth"], spec["activation"]
+        # 1.-3. network and inputs, forward and backward by hand, statistics in chunks; on
+        # one thread: on a shared 2-core machine two threads made this 10x slower (60 s vs
+        # 6 s a run, measured), and the per-layer products of 256 x 256 gain little
+        with single_thread():
+            model, x, r = network_and_inputs(spec, run.seed)
+            act, grad = propagate(model, x, r, activation, depth, progress)
         records = []
         for layer in range(1, depth + 1):
             records.append({"step": 0, "layer": f"act{layer}", "kind": "activation",
                             "stats": act[layer - 1], "histogram": None})  # fmt: skip
             records.append({"step": 0, "layer": f"linear{layer}", "kind": "gradient",
-                            "stats": grad[layer], "histogram": None})  # fmt: skip
+                            "stats": grad[layer - 1], "histogram": None})  # fmt: skip
         recorder.log_probes(records)
+        total = 2 * depth
         # 4. the mean-field prediction from the network's own weight and bias variances
         sigma_w2, sigma_b2 = _variances(model, depth)
         summary = {"sigma_w2": sigma_w2, "sigma_b2": sigma_b2}
         scheme_name = parse_scheme(spec["init"])[0].name
         if spec["mean_field"] and scheme_name in MEAN_FIELD_SCHEMES:
-            q0 = float(x.detach().pow(2).mean())
+            q0 = float(x.double().pow(2).mean())
             with single_thread():
                 mf_act, mf_grad = mean_field_prediction(activation, sigma_w2, sigma_b2, q0, depth)
             recorder.log_metrics(
@@ -353,10 +474,13 @@ class DepthScan(Experiment):
 def _variances(model: torch.nn.Module, depth: int) -> tuple[float, float]:
     """sigma_w^2 = fan_in * mean(W^2) and sigma_b^2 = mean(b^2), over the hidden layers."""
     w2, b2 = [], []
-    for layer in range(1, depth + 1):
-        linear = getattr(model, f"linear{layer}")
-        w2.append(float(linear.weight.double().pow(2).mean()) * linear.weight.shape[1])
-        b2.append(float(linear.bias.double().pow(2).mean()) if linear.bias is not None else 0.0)
+    with single_thread():  # 2 x depth small reductions: threads only wait on each other
+        for layer in range(1, depth + 1):
+            linear = getattr(model, f"linear{layer}")
+            w = linear.weight.detach().reshape(-1)
+            w2.append(float(torch.dot(w, w)) / w.numel() * linear.weight.shape[1])
+            b = linear.bias
+            b2.append(float(torch.dot(b, b)) / b.numel() if b is not None else 0.0)
     return sum(w2) / len(w2), sum(b2) / len(b2)
 
 

@@ -37,7 +37,7 @@ from initlab.experiments.base import (
     RunSpec,
     no_progress,
 )
-from initlab.experiments.common import check_positive, fmt
+from initlab.experiments.common import check_positive, fmt, ranking
 from initlab.experiments.registry import register
 from initlab.report.figures import ContourPanel, FigureInfo, Path2D
 
@@ -223,7 +223,7 @@ class OptimizerPaths(Experiment):
 
     name = "optimizer-paths"
     description = "Paths of SGD, Momentum, Nesterov, AdaGrad, RMSProp, Adam on x^2/20 + y^2"
-    cost = "~2 s"
+    cost = "~5 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = "Saito, Deep Learning from Scratch (2016), sec. 6.1.7: optimizer_compare_naive.py"
     Config = OptimizerPathsConfig
     quick: ClassVar[dict[str, Any]] = {"grid": 101}
@@ -244,6 +244,9 @@ class OptimizerPaths(Experiment):
         if config.start:
             return (float(config.start[0]), float(config.start[1]))
         return FUNCTIONS[config.function].start
+
+    def flops(self, config: OptimizerPathsConfig) -> float:
+        return 0.0  # two-dimensional functions: no matrix products
 
     def plan(self, config: OptimizerPathsConfig, seed: int = 0) -> list[RunSpec]:
         fn = FUNCTIONS[config.function]
@@ -368,7 +371,13 @@ class OptimizerPaths(Experiment):
         ranked = sorted(runs.items(), key=lambda kv: _sort_key(kv[1]["final_distance"]))
         start = next(iter(runs.values()))["start_distance"]
         closer = [k for k, r in runs.items() if r["final_distance"] < r["start_distance"]]
-        listing = ", ".join(f"{TITLES.get(k, k)} {fmt(r['final_distance'], 2)}" for k, r in ranked)
+        listing = ranking(
+            {k: r["final_distance"] for k, r in ranked},
+            digits=2,
+            label=lambda k: TITLES.get(k, k),
+            sep=", ",
+            diverged=[k for k, r in ranked if r["status"] == "diverged"],
+        )
         out = [
             f"Distance to the {name} {tuple(fn.centre)} at the end (start: {fmt(start, 3)}): "
             f"{listing}; {len(closer)} of {len(runs)} ended nearer than they started."

@@ -31,6 +31,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import torch
 
 from initlab.errors import InitlabError
+from initlab.experiments import flops as fl
 from initlab.experiments.base import (
     ExperimentData,
     GroupExperiment,
@@ -43,6 +44,7 @@ from initlab.experiments.base import (
 from initlab.experiments.common import check_activations, check_inits, check_positive, fmt
 from initlab.experiments.mnist_task import train_group
 from initlab.experiments.registry import register
+from initlab.experiments.seeds import stream_seed
 from initlab.models.mlp import MLPSpec
 from initlab.report.figures import FigureInfo, HeatmapPanel, LinePanel, Series
 
@@ -130,7 +132,7 @@ class Symmetry(GroupExperiment):
     description = (
         "A2: constant/zero init keeps hidden units identical; random init or dropout breaks it"
     )
-    cost = "~5 s"
+    cost = "~10 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = "Goodfellow, Bengio & Courville, Deep Learning (2016), sec. 8.4 (breaking symmetry)"
     Config = SymmetryConfig
     quick: ClassVar[dict[str, Any]] = {"steps": 150, "train_size": 1000}
@@ -149,6 +151,17 @@ class Symmetry(GroupExperiment):
         for rate in config.dropouts:
             if not 0.0 <= rate < 1.0:
                 raise InitlabError(f"dropout rates must be in [0, 1), got {rate}")
+
+    def flops(self, config: SymmetryConfig) -> float:
+        dataset, _ = _resolve_dataset(config.dataset)
+        inputs, classes = (1024, 9) if dataset == "shapeset" else (784, 10)
+        members = config.seeds * len(config.activations) * len(config.inits)
+        return fl.training_flops(
+            [inputs, config.hidden, classes],
+            members=members * len(config.dropouts),
+            steps=config.steps,
+            batch=config.batch_size,
+        )
 
     def plan(self, config: SymmetryConfig, seed: int = 0) -> list[RunSpec]:
         dataset, _ = _resolve_dataset(config.dataset)
@@ -169,6 +182,8 @@ class Symmetry(GroupExperiment):
                             "steps": config.steps,
                             "batch_size": config.batch_size,
                             "lr": config.lr,
+                            "data_seed": stream_seed(s, "data"),
+                            "batch_seed": stream_seed(s, "minibatches"),
                         }
                         runs.append(RunSpec(key, spec, s, group=f"{activation}/seed={s}"))
         return runs
@@ -185,8 +200,8 @@ class Symmetry(GroupExperiment):
         from initlab.init import initialize
         from initlab.models import mlp
 
-        first, seed = runs[0].spec, runs[0].seed
-        data = load_task(first["dataset"], first["train_size"], seed)
+        first = runs[0].spec
+        data = load_task(first["dataset"], first["train_size"], first["data_seed"])
         widths = [data.num_features, first["hidden"], data.num_classes]
         models = []
         for run in runs:
@@ -207,7 +222,7 @@ class Symmetry(GroupExperiment):
             lr=first["lr"],
             steps=first["steps"],
             batch_size=first["batch_size"],
-            batch_seed=seed,
+            batch_seed=first["batch_seed"],
             dropout=[run.spec["dropout"] for run in runs],
         )
         for member, (recorder, outcome) in enumerate(zip(recorders, outcomes, strict=True)):

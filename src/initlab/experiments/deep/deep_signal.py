@@ -1,0 +1,455 @@
+"""E3 deep-signal: vanilla tanh MLPs of 10 to 1000 layers trained on MNIST, per init.
+
+Xiao et al. (2018, "Dynamical isometry and a mean field theory of CNNs") trained vanilla
+tanh networks of 10,000 layers: no residual connections, no normalization, only the
+initialization. Two things make it possible (Pennington et al. 2017):
+
+1. the weight variance on the edge of chaos, ``chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2] = 1``
+   (:func:`initlab.init.meanfield.critical_point`): gradients neither vanish nor explode
+   on average, and the correlation depth scale ``xi_c`` diverges;
+2. orthogonal weights there (scheme ``critical_orthogonal``), which make the input-output
+   Jacobian ``J = prod_l D_l W_l`` an approximate isometry (*dynamical isometry*: its
+   singular values stay near 1 at any depth when ``q*`` is small); Gaussian weights of the
+   same variance give a spectrum that spreads as the depth grows.
+
+Each depth is one group: the schemes in ``inits`` train together in
+:func:`initlab.train.deep.fit_deep` (stacked members, plain SGD, the same minibatches),
+with activation checkpointing from ``checkpoint_from`` layers on. Recorded per run: the
+training loss, the test accuracy at the end, per-layer gradient norms (``dL/dW_l`` and
+the root mean square of ``dL/dz_l``) at step 0 and at the last step, the singular values
+of the hidden stack's Jacobian at init (:mod:`initlab.probes.jacobian`, float64, one
+training example), the peak memory and the wall time. Depth 10,000 (``--set
+depths=[10,100,1000,10000]``) is sized for a GPU (``--set device=cuda``); its cost on this
+CPU is printed first.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
+
+import torch
+
+from initlab.errors import InitlabError
+from initlab.experiments.base import (
+    ExperimentData,
+    GroupExperiment,
+    Progress,
+    Recorder,
+    RunData,
+    RunOutcome,
+    RunSpec,
+    no_progress,
+)
+from initlab.experiments.common import check_inits, check_positive, color, fmt, init_label
+from initlab.experiments.mnist_task import (
+    DATASET_HELP,
+    DatasetChoice,
+    check_dataset,
+    dataset_title,
+    load_split,
+)
+from initlab.experiments.registry import register
+from initlab.report.figures import FigureInfo, LinePanel, Series
+
+CHANCE = 0.1
+LEARNED_ABOVE = 0.5  # test accuracy above this: "trains"
+STEP_FLOPS = 3.0e10  # float32 FLOP/s fit_deep sustains here (1 thread, busy host)
+SV_BINS = 60  # bins of the log10 singular-value density
+
+
+@dataclass(frozen=True)
+class DeepSignalConfig:
+    dataset: Annotated[DatasetChoice, DATASET_HELP] = "mnist"
+    depths: Annotated[tuple[int, ...], "numbers of hidden layers (10000: GPU-sized)"] = (
+        10,
+        100,
+        1000,
+    )
+    width: Annotated[int, "units per hidden layer"] = 256
+    inits: Annotated[
+        tuple[str, ...],
+        "schemes: orthogonal at the edge of chaos, Gaussian at the same point, Xavier, He",
+    ] = (
+        "critical_orthogonal:sigma_b2=1e-05",
+        "critical:sigma_b2=1e-05",
+        "xavier_normal",
+        "he_normal",
+    )
+    lr: Annotated[float, "SGD learning rate (1000 layers: 0.01 oscillates, 1e-3 trains)"] = 0.002
+    steps: Annotated[int, "SGD steps"] = 500
+    batch_size: Annotated[int, "minibatch size (drawn with replacement)"] = 128
+    test_size: Annotated[int, "test examples evaluated at the end (0: all)"] = 0
+    checkpoint_from: Annotated[int, "activation checkpointing from this depth on (0: never)"] = 200
+    jacobian: Annotated[bool, "singular values of the input-output Jacobian at init"] = True
+    device: Annotated[str, "torch device of the data and the training (cpu, cuda)"] = "cpu"
+
+
+def estimated_seconds(config: DeepSignalConfig) -> float:
+    """Rough cost: 6 FLOP per weight per example (8 with recomputed segments), all groups."""
+    total = 0.0
+    for depth in config.depths:
+        per = 8.0 if config.checkpoint_from and depth >= config.checkpoint_from else 6.0
+        weights = 784 * config.width + depth * config.width**2
+        total += per * weights * config.batch_size * config.steps * len(config.inits)
+    return total / STEP_FLOPS
+
+
+@register
+class DeepSignal(GroupExperiment):
+    """Test accuracy against depth per init, gradients per layer, Jacobian spectra."""
+
+    name = "deep-signal"
+    description = (
+        "E3: vanilla tanh MLPs of 10-1000 layers on MNIST: critical orthogonal vs Gaussian"
+    )
+    cost = "~80 min (depth 10,000: GPU-sized, ~3 h here; the estimate is printed)"
+    source = (
+        "Xiao et al. 2018 (dynamical isometry, 10,000-layer vanilla nets); Pennington et al. "
+        "2017 (resurrecting the sigmoid); Schoenholz et al. 2017"
+    )
+    Config = DeepSignalConfig
+    quick: ClassVar[dict[str, Any]] = {
+        "width": 96,
+        "steps": 300,
+        "batch_size": 64,
+        "inits": ("critical_orthogonal:sigma_b2=1e-05", "xavier_normal", "he_normal"),
+        "test_size": 2000,
+    }
+    quick_cost = "~5 min"
+
+    def validate(self, config: DeepSignalConfig) -> None:
+        super().validate(config)
+        check_dataset(config.dataset, test_size=config.test_size)
+        check_inits(config.inits)
+        check_positive(width=config.width)
+        if not config.depths or any(d < 2 for d in config.depths):
+            raise InitlabError(f"depths must be numbers of layers >= 2, got {config.depths}")
+        try:
+            torch.device(config.device)
+        except RuntimeError as exc:
+            raise InitlabError(f"unknown device {config.device!r}: {exc}") from None
+
+    def plan(self, config: DeepSignalConfig, seed: int = 0) -> list[RunSpec]:
+        if max(config.depths) >= 5000:
+            print(
+                f"deep-signal: depths {list(config.depths)}, estimated "
+                f"{estimated_seconds(config) / 3600:.1f} h at {STEP_FLOPS / 1e9:.0f} GFLOP/s "
+                "(this CPU); a GPU does it in minutes",
+                file=sys.stderr,
+            )
+        runs = []
+        for depth in config.depths:
+            for i, init in enumerate(config.inits):
+                spec = {
+                    "dataset": config.dataset,
+                    "depth": depth,
+                    "width": config.width,
+                    "init": init,
+                    "lr": config.lr,
+                    "steps": config.steps,
+                    "batch_size": config.batch_size,
+                    "test_size": config.test_size,
+                    "checkpoint": bool(config.checkpoint_from and depth >= config.checkpoint_from),
+                    "jacobian": config.jacobian,
+                    "batch_seed": seed,
+                }
+                runs.append(RunSpec(f"depth={depth}/{init}", spec, seed + i, f"depth={depth}"))
+        return runs
+
+    def execute_group(
+        self,
+        runs: list[RunSpec],
+        config: DeepSignalConfig,
+        recorders: list[Recorder],
+        progress: Progress = no_progress,
+    ) -> list[RunOutcome]:
+        from initlab.data.dataset import Dataset
+        from initlab.experiments.common import single_thread
+        from initlab.models.mlp import MLPSpec
+        from initlab.probes.jacobian import jacobian_singular_values
+        from initlab.train.batched import build_members
+        from initlab.train.deep import fit_deep
+
+        first = runs[0].spec
+        device = torch.device(config.device)
+        train = load_split(first["dataset"], "train")
+        test = load_split(first["dataset"], "test", first["test_size"])
+        train = Dataset(train.x.to(device), train.y.to(device), train.name)
+        test = Dataset(test.x.to(device), test.y.to(device), test.name)
+        depth, steps = first["depth"], first["steps"]
+        spec = MLPSpec((train.num_features, *[first["width"]] * depth, 10), "tanh")
+        models = build_members(spec, [(r.spec["init"], r.seed) for r in runs])
+        spectra = []
+        if first["jacobian"]:
+            with single_thread():
+                for model in models:
+                    spectra.append(jacobian_singular_values(model.to(device), train.x[0]).cpu())
+        last = max(1, steps // 100)
+
+        def callback(row: dict[str, Any]) -> None:
+            if row["member"] == 0:
+                progress(float(row["step"]), float(steps))
+
+        result = fit_deep(
+            models,
+            train,
+            spec=spec,
+            lr=first["lr"],
+            steps=steps,
+            batch_size=first["batch_size"],
+            seed=first["batch_seed"],
+            checkpoint=first["checkpoint"],
+            eval_data=test,
+            probe_steps=(0, steps - 1),
+            log_every=last,
+            callback=callback,
+        )
+        del models
+        outcomes = []
+        for m, recorder in enumerate(recorders):
+            member = result[m]
+            recorder.log_metrics(
+                [{k: v for k, v in row.items() if k != "epoch"} for row in member.history]
+            )
+            recorder.log_probes([{k: v for k, v in r.items() if k != "member"}
+                                 for r in member.probe_records])  # fmt: skip
+            if spectra:
+                recorder.save_params({"jacobian_sv": spectra[m]})
+            acc = member.last("valid_acc")
+            outcomes.append(
+                RunOutcome(
+                    member.status,
+                    {
+                        "test_acc": acc,
+                        "final_loss": member.last("train_loss"),
+                        "diverged_at": member.diverged_at,
+                        "wall_time": result.wall_time,
+                        "memory": result.memory.as_dict(),
+                    },
+                )
+            )
+        progress(float(steps), float(steps))
+        return outcomes
+
+    # -- results ----------------------------------------------------------------------
+    @staticmethod
+    def _profile(run: RunData, step: int) -> list[float]:
+        pairs = sorted(
+            (int(r["layer"].removeprefix("linear")), float(r["stats"]["delta_rms"]))
+            for r in run.probe_records(kind="gradient")
+            if int(r["step"]) == step
+        )
+        return [v for _, v in pairs]
+
+    def figures(self, config: DeepSignalConfig, data: ExperimentData) -> list[FigureInfo]:
+        done = data.finished()
+        if not done:
+            return []
+        figures = [self._accuracy_figure(config, data)]
+        grads = self._gradient_figure(config, data)
+        if grads is not None:
+            figures.append(grads)
+        spectra = self._jacobian_figure(config, data)
+        if spectra is not None:
+            figures.append(spectra)
+        return figures
+
+    def _accuracy_figure(self, config: DeepSignalConfig, data: ExperimentData) -> FigureInfo:
+        series = []
+        for i, init in enumerate(config.inits):
+            runs = [r for r in data.finished() if r.spec["init"] == init]
+            xs = [r.spec["depth"] for r in runs]
+            ys = [_acc(r) for r in runs]
+            series.append(Series(xs, ys, init_label(init), color(i), marker="o"))
+        panel = LinePanel(
+            series,
+            title=f"{dataset_title(config.dataset)} test accuracy after {config.steps} SGD steps",
+            xlabel="depth (hidden tanh layers)",
+            ylabel="test accuracy",
+            xscale="log",
+            ylim=(0.0, 1.0),
+            hlines=[(CHANCE, "chance")],
+        )
+        return FigureInfo(
+            name="deep-signal-accuracy",
+            title=f"Vanilla tanh MLPs of width {config.width}: accuracy against depth",
+            panels=[[panel]],
+            caption=(
+                "Each point: one network trained with plain SGD (lr "
+                f"{fmt(config.lr)}, batch {config.batch_size}); no skips, no normalization. "
+                "A diverged run is drawn at chance."
+            ),
+            panel_size=(6.0, 4.0),
+        )
+
+    def _gradient_figure(self, config: DeepSignalConfig, data: ExperimentData) -> FigureInfo | None:
+        row = []
+        for depth in config.depths:
+            runs = [r for r in data.finished() if r.spec["depth"] == depth]
+            if not runs or depth < 10:
+                continue
+            series = []
+            for run in runs:
+                i = config.inits.index(run.spec["init"]) if run.spec["init"] in config.inits else 0
+                init = self._profile(run, 0)
+                end = self._profile(run, run.spec["steps"] - 1)
+                xs = list(range(1, len(init) + 1))
+                series.append(Series(xs, init, init_label(run.spec["init"]), color(i)))
+                if end:
+                    series.append(Series(list(range(1, len(end) + 1)), end, None, color(i),
+                                         linestyle="--", linewidth=1.0))  # fmt: skip
+            series.append(Series([], [], f"after {config.steps} steps (dashed)", "0.3", "--"))
+            row.append(
+                LinePanel(
+                    series,
+                    title=f"depth {depth}",
+                    xlabel="layer l (1: input side)",
+                    ylabel="rms of dL/dz_l",
+                    yscale="log",
+                    legend=depth == max(config.depths),
+                )
+            )
+        if not row:
+            return None
+        return FigureInfo(
+            name="deep-signal-gradients",
+            title="Back-propagated gradients per layer at init (solid) and after training",
+            panels=[row],  # type: ignore[list-item]
+            caption=(
+                "Root mean square of dL/dz_l over the minibatch, per layer, on the first "
+                "minibatch (solid) and the last (dashed). Flat: gradients reach every layer."
+            ),
+            panel_size=(4.6, 3.4),
+        )
+
+    def _jacobian_figure(self, config: DeepSignalConfig, data: ExperimentData) -> FigureInfo | None:
+        row = []
+        for depth in config.depths:
+            runs = [r for r in data.finished() if r.spec["depth"] == depth]
+            spectra = [(r, _log_sv(r)) for r in runs]
+            spectra = [(r, s) for r, s in spectra if s]
+            if not spectra:
+                continue
+            lo = max(min(min(s) for _, s in spectra), -12.0)
+            hi = min(max(max(s) for _, s in spectra), 12.0)
+            if hi - lo < 0.2:
+                lo, hi = lo - 0.1, hi + 0.1
+            width = (hi - lo) / SV_BINS
+            series = []
+            for run, logs in spectra:
+                i = config.inits.index(run.spec["init"]) if run.spec["init"] in config.inits else 0
+                counts = [0] * SV_BINS
+                for v in logs:
+                    if lo <= v <= hi:
+                        counts[min(int((v - lo) / width), SV_BINS - 1)] += 1
+                xs = [lo + (k + 0.5) * width for k in range(SV_BINS)]
+                density = [c / (len(logs) * width) for c in counts]
+                series.append(Series(xs, density, init_label(run.spec["init"]), color(i)))
+            row.append(
+                LinePanel(
+                    series,
+                    title=f"depth {depth}",
+                    xlabel="log10 singular value of J",
+                    ylabel="density",
+                    vlines=[(0.0, "")],
+                    legend=depth == max(config.depths),
+                )
+            )
+        if not row:
+            return None
+        return FigureInfo(
+            name="deep-signal-jacobian",
+            title="Dynamical isometry: singular values of the input-output Jacobian at init",
+            panels=[row],  # type: ignore[list-item]
+            caption=(
+                "Density of log10 singular values of J = d a_L / d a_1 (hidden stack, float64, "
+                "one MNIST example). Orthogonal weights at the edge of chaos stay concentrated "
+                "near 1 (log 0); Gaussian weights spread as depth grows (Pennington et al. 2017)."
+            ),
+            panel_size=(4.6, 3.4),
+        )
+
+    def summary(self, config: DeepSignalConfig, data: ExperimentData) -> dict[str, Any]:
+        rows: dict[str, Any] = {}
+        for run in data.finished():
+            init_profile = self._profile(run, 0)
+            end_profile = self._profile(run, run.spec["steps"] - 1)
+            logs = _log_sv(run)
+            row: dict[str, Any] = {
+                "depth": run.spec["depth"],
+                "init": run.spec["init"],
+                "status": run.status,
+                "test_acc": _acc(run),
+                "final_loss": run.summary.get("final_loss"),
+                "grad_spread_init": _spread(init_profile[1:-1]),  # hidden layers 2..L
+                "grad_spread_end": _spread(end_profile[1:-1]),
+                "wall_time": run.summary.get("wall_time"),
+                "peak_memory_mb": (run.summary.get("memory") or {}).get("peak_bytes", 0) / 2**20,
+                "checkpoint": run.spec["checkpoint"],
+            }
+            if logs:
+                ordered = sorted(logs)
+                row["sv_log10_p5"] = ordered[int(0.05 * (len(ordered) - 1))]
+                row["sv_log10_p95"] = ordered[int(0.95 * (len(ordered) - 1))]
+            rows[run.key] = row
+        return {"chance": CHANCE, "steps": config.steps, "width": config.width, "runs": rows}
+
+    def verdicts(self, summary: dict[str, Any]) -> list[str]:
+        out = []
+        by_depth: dict[int, list[dict[str, Any]]] = {}
+        for row in summary["runs"].values():
+            by_depth.setdefault(row["depth"], []).append(row)
+        for depth in sorted(by_depth):
+            parts = []
+            for row in by_depth[depth]:
+                acc = row["test_acc"]
+                state = "trains" if acc > LEARNED_ABOVE else "fails"
+                if row["status"] == "diverged":
+                    state = "diverged"
+                parts.append(f"{init_label(row['init'])} {state} (test accuracy {acc:.3f})")
+            out.append(f"depth {depth}: " + "; ".join(parts) + ".")
+        deepest = max(by_depth) if by_depth else None
+        if deepest is not None:
+            spreads = [
+                f"{init_label(r['init'])} x{10 ** (r['sv_log10_p95'] - r['sv_log10_p5']):.3g}"
+                for r in by_depth[deepest]
+                if "sv_log10_p5" in r
+            ]
+            if spreads:
+                out.append(
+                    f"Jacobian at init, depth {deepest}: 95th/5th percentile singular value "
+                    "ratio " + ", ".join(spreads) + " (1: perfect isometry)."
+                )
+            grads = [
+                f"{init_label(r['init'])} x{fmt(r['grad_spread_init'], 2)}"
+                for r in by_depth[deepest]
+            ]
+            out.append(
+                f"Gradients at init, depth {deepest}: max/min rms of dL/dz over hidden layers "
+                + ", ".join(grads)
+                + "."
+            )
+        return out
+
+
+def _acc(run: RunData) -> float:
+    value = run.summary.get("test_acc")
+    return float(value) if isinstance(value, float) and math.isfinite(value) else CHANCE
+
+
+def _log_sv(run: RunData) -> list[float]:
+    params = run.params() or {}
+    sv = params.get("jacobian_sv")
+    if sv is None:
+        return []
+    return [math.log10(v) for v in sv.double().tolist() if v > 0 and math.isfinite(v)]
+
+
+def _spread(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v) and v > 0]
+    if len(finite) < 2:
+        return math.nan
+    return max(finite) / min(finite)
