@@ -56,10 +56,10 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 AUTO_BATCH: dict[str, int] = {"random": 100, "grid": 100, "tpe": 10}
 """Trials asked at once when ``batch`` is 0. Random and grid trials do not depend on each
-other, so all of them go into one batched computation (on the 2-core reference machine
-``fit_batched`` runs 100 C1 members about 6x faster than one by one and its throughput
-still grows from 30 to 100 members; see benchmarks/bench_search.py). TPE learns from
-finished trials: batches of 10 keep 10 rounds of learning in 100 trials."""
+other, so all of them go into one batched computation: C1's 100 trials in one
+``fit_batched`` took 1.5-1.6x less time than one by one with ``fit`` on the shared 2-core
+reference machine (benchmarks/bench_search.py; the products dominate both). TPE learns
+from finished trials: batches of 10 keep 10 rounds of learning in 100 trials."""
 
 ProgressFn = Callable[[float, float, float | None], None]
 """``progress(finished, total, best)``: trials finished (fractions for running ones)."""
