@@ -12,7 +12,7 @@ from __future__ import annotations
 import typer
 
 from initlab import __version__
-from initlab.cli import data_cmd, init_cmd, store_cmd
+from initlab.cli import data_cmd, init_cmd, search_cmd, store_cmd
 from initlab.cli.diagnose_cmd import diagnose_command
 from initlab.cli.front import InitlabGroup
 from initlab.cli.report_cmd import report_command
@@ -32,6 +32,11 @@ app = typer.Typer(
 app.add_typer(init_cmd.app, name="init", help="Initialization schemes: list and explain them.")
 app.add_typer(data_cmd.app, name="data", help="Datasets: fetch MNIST, show what is cached.")
 app.add_typer(store_cmd.app, name="store", help="The run store: list runs, export to TensorBoard.")
+app.add_typer(
+    search_cmd.app,
+    name="search",
+    help="Hyperparameter search (Optuna): run or join a study, show its best trials, list.",
+)
 app.command(
     "diagnose",
     help="One forward/backward pass; per layer: vanishing, exploding, saturated, dead, symmetric.",

@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 
 STORE_FILE = "runs.db"  # as initlab.experiments.runner.STORE_FILE (not imported: torch)
 
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Run store: a file or a database URL, e.g. postgresql+psycopg://user@host/db "
+        "(default: OUT/runs.db). Figures and summaries still go to --out.",
+    ),
+]
+
 
 def _console() -> Console:
     """A console per command, so its width follows the terminal (or $COLUMNS) of the call;
@@ -146,6 +155,7 @@ def run_command(
     show: Annotated[
         bool, typer.Option("--show", help="Print the settings with their defaults and exit.")
     ] = False,
+    store: StoreOption = None,
 ) -> None:
     """Run (or resume) one experiment; write its figures, summary.json, and print verdicts."""
     if show:
@@ -154,9 +164,16 @@ def run_command(
     check_folder(out, "--out")
     from initlab.experiments import run_experiment
 
-    with interrupt_message(lambda: stored_runs(out / STORE_FILE, [name])):
+    address = out / STORE_FILE if store is None else store
+    with interrupt_message(lambda: stored_runs(address, [name])):
         result = run_experiment(
-            name, overrides=set or [], config_file=config, out_dir=out, seed=seed, quick=quick
+            name,
+            overrides=set or [],
+            config_file=config,
+            out_dir=out,
+            seed=seed,
+            quick=quick,
+            store=store,
         )
     print_result(result)
     _console().print(f"  report: initlab report {name} --out {out}")
@@ -170,11 +187,13 @@ def suite_command(
         bool, typer.Option("--quick/--full", help="Quick settings (default) or the full presets.")
     ] = True,
     seed: Annotated[int, typer.Option("--seed", help="Base seed of the runs.")] = 0,
+    store: StoreOption = None,
 ) -> None:
     """The classic lessons in a few minutes: run the suite, then build the HTML report."""
     check_folder(out, "--out")
     from initlab.experiments import run_suite
 
-    with interrupt_message(lambda: stored_runs(out / STORE_FILE)):
-        _, report = run_suite(out, quick=quick, seed=seed, on_done=print_result)
+    address = out / STORE_FILE if store is None else store
+    with interrupt_message(lambda: stored_runs(address)):
+        _, report = run_suite(out, quick=quick, seed=seed, on_done=print_result, store=store)
     typer.echo(f"report: {report}")

@@ -107,6 +107,8 @@ class Recorder:
 
     def __init__(self, writer: RunWriter) -> None:
         self._writer = writer
+        store = getattr(writer, "store", None)
+        self.store_url: str | None = getattr(store, "url", None)  # where the run is stored
         self.nonfinite = False
         self.metric_rows = 0
         self.probe_records = 0

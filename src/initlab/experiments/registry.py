@@ -29,6 +29,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "initlab.experiments.mnist.overfit",
     "initlab.experiments.mnist.ensemble",
     "initlab.experiments.mnist.lab09",
+    "initlab.experiments.search.random_search",
+    "initlab.experiments.search.bayes_search",
     "initlab.experiments.glorot.saturation",
     "initlab.experiments.glorot.gradients",
     "initlab.experiments.glorot.table",

@@ -360,6 +360,7 @@ def run_experiment(
     seed: int = 0,
     quick: bool = False,
     progress: bool = True,
+    store: str | Path | None = None,
 ) -> ExperimentResult:
     """Run (or resume) the experiment ``name``, then write its figures and summary.json.
 
@@ -372,6 +373,9 @@ def run_experiment(
         seed: the base seed; run seeds derive from it.
         quick: apply the experiment's smoke-test overrides first (< 1 minute).
         progress: show rich progress bars (overall and per run).
+        store: the run store, a file or a database URL such as
+            ``postgresql+psycopg://user@host/db`` (None: ``OUT/runs.db``); figures and
+            summary.json are written to ``OUT/NAME/`` either way.
     """
     started = time.time()
     # 1. settings and plan
@@ -386,20 +390,21 @@ def run_experiment(
     exp_dir.mkdir(parents=True, exist_ok=True)
     config_dict = config_to_dict(config)
     # 2. the runs the store lacks, then everything planned read back from the store
-    with RunStore(Path(out_dir) / STORE_FILE) as store:
-        store.begin_experiment(name, {"config": config_dict, "seed": seed, "quick": quick})
-        executed, skipped = _execute_plan(store, experiment, plan, config, progress)
+    address = Path(out_dir) / STORE_FILE if store is None else store
+    with RunStore(address) as opened:
+        opened.begin_experiment(name, {"config": config_dict, "seed": seed, "quick": quick})
+        executed, skipped = _execute_plan(opened, experiment, plan, config, progress)
         # 3. figures, headline numbers, verdicts -> OUT/NAME/, from what the store holds; when
         # another process is still computing planned runs, they are marked partial, and drawn
         # again if those runs finished meanwhile (the last process to finish writes it whole)
         with _results_lock(exp_dir):
             for _ in range(PARTIAL_RETRIES):
-                data = load_experiment_data(store, name, plan)
+                data = load_experiment_data(opened, name, plan)
                 figures, paths, headline, verdicts, finished = _results(
                     experiment, config, data, exp_dir
                 )
                 statuses = {run.key: run.status for run in data}
-                if finished == len(plan) or _statuses(store, name, plan) == statuses:
+                if finished == len(plan) or _statuses(opened, name, plan) == statuses:
                     break
             document = {
                 "experiment": name,

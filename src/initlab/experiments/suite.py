@@ -31,11 +31,12 @@ def run_suite(
     progress: bool = True,
     names: Sequence[str] | None = None,
     on_done: Callable[[ExperimentResult], None] | None = None,
+    store: str | Path | None = None,
 ) -> tuple[list[ExperimentResult], Path]:
     """Run the suite's experiments, then build the report; return the results and its path.
 
     ``names`` defaults to :data:`SUITE`; ``on_done`` is called after each experiment (the
-    CLI prints its verdicts there).
+    CLI prints its verdicts there); ``store`` is the run store (None: ``OUT/runs.db``).
     """
     from initlab.report import build_report
 
@@ -44,7 +45,9 @@ def run_suite(
     for name in SUITE if names is None else names:
         if name not in available:
             continue
-        result = run_experiment(name, out_dir=out_dir, seed=seed, quick=quick, progress=progress)
+        result = run_experiment(
+            name, out_dir=out_dir, seed=seed, quick=quick, progress=progress, store=store
+        )
         results.append(result)
         if on_done is not None:
             on_done(result)

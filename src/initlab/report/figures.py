@@ -13,6 +13,8 @@ A figure is a grid of panels (``None`` leaves a cell empty). Panel kinds:
 - :class:`HistogramPanel`: one histogram from its edges and counts.
 - :class:`HeatmapPanel`: a matrix as an image with a colour bar.
 - :class:`ContourPanel`: a function on a grid as contour lines, with paths drawn over it.
+- :class:`ScatterPanel`: points coloured by a value, with rectangles drawn over them.
+- :class:`BarPanel`: one horizontal bar per label.
 """
 
 from __future__ import annotations
@@ -123,7 +125,41 @@ class ContourPanel:
     note: str | None = None
 
 
-Panel = LinePanel | HistogramPanel | HeatmapPanel | ContourPanel
+@dataclass
+class ScatterPanel:
+    """Points ``(x[i], y[i])`` coloured by ``c[i]`` (a colour bar), boxes drawn over them."""
+
+    x: list[float]
+    y: list[float]
+    c: list[float] | None = None  # None: one colour
+    title: str = ""
+    xlabel: str = ""
+    ylabel: str = ""
+    xscale: Scale = "linear"
+    yscale: Scale = "linear"
+    cmap: str = "viridis"
+    vmin: float | None = None
+    vmax: float | None = None
+    colorbar_label: str = ""
+    boxes: list[tuple[float, float, float, float, str]] = field(default_factory=list)
+    """Rectangles ``(x0, x1, y0, y1, label)``."""
+    note: str | None = None
+
+
+@dataclass
+class BarPanel:
+    """Horizontal bars: ``values[i]`` for ``labels[i]``, the first at the top."""
+
+    labels: list[str]
+    values: list[float]
+    title: str = ""
+    xlabel: str = ""
+    ylabel: str = ""
+    color: str = "tab:blue"
+    note: str | None = None
+
+
+Panel = LinePanel | HistogramPanel | HeatmapPanel | ContourPanel | ScatterPanel | BarPanel
 
 
 @dataclass

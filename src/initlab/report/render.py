@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from initlab.errors import InitlabError
 from initlab.report.figures import (
+    BarPanel,
     ContourPanel,
     FigureInfo,
     HeatmapPanel,
     HistogramPanel,
     LinePanel,
     Panel,
+    ScatterPanel,
 )
 
 if TYPE_CHECKING:
@@ -262,6 +264,40 @@ def _draw_contour(ax: Axes, panel: ContourPanel) -> None:
     _note(ax, panel.note)
 
 
+def _draw_scatter(fig: Figure, ax: Axes, panel: ScatterPanel) -> None:
+    logx, logy = panel.xscale == "log", panel.yscale == "log"
+    x, y = _clean(panel.x, logx), _clean(panel.y, logy)
+    points = ax.scatter(
+        x,
+        y,
+        c=panel.c if panel.c is not None else "tab:blue",
+        cmap=panel.cmap if panel.c is not None else None,
+        vmin=panel.vmin,
+        vmax=panel.vmax,
+        s=18,
+        edgecolors="0.3",
+        linewidths=0.3,
+    )
+    for x0, x1, y0, y1, label in panel.boxes:
+        xs, ys = [x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0]
+        ax.plot(xs, ys, color="tab:red", linewidth=1.4, label=label or None)
+    ax.set_xscale(panel.xscale)
+    ax.set_yscale(panel.yscale)
+    if panel.c is not None:
+        fig.colorbar(points, ax=ax, label=panel.colorbar_label, shrink=0.9)
+    if any(label for *_, label in panel.boxes):
+        ax.legend(frameon=False, loc="lower left")
+    _note(ax, panel.note)
+
+
+def _draw_bars(ax: Axes, panel: BarPanel) -> None:
+    positions = list(range(len(panel.labels)))[::-1]
+    ax.barh(positions, panel.values, color=panel.color)
+    ax.set_yticks(positions, panel.labels)
+    ax.grid(axis="y", visible=False)
+    _note(ax, panel.note)
+
+
 def _draw(fig: Figure, ax: Axes, panel: Panel) -> None:
     if isinstance(panel, LinePanel):
         _draw_line(ax, panel)
@@ -271,6 +307,10 @@ def _draw(fig: Figure, ax: Axes, panel: Panel) -> None:
         _draw_heatmap(fig, ax, panel)
     elif isinstance(panel, ContourPanel):
         _draw_contour(ax, panel)
+    elif isinstance(panel, ScatterPanel):
+        _draw_scatter(fig, ax, panel)
+    elif isinstance(panel, BarPanel):
+        _draw_bars(ax, panel)
     else:
         raise InitlabError(f"cannot draw a panel of type {type(panel).__name__}")
     ax.set_title(panel.title)

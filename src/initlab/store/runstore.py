@@ -71,6 +71,9 @@ if TYPE_CHECKING:
     import torch
 
 
+SCHEMA_LOCK_KEY = 0x1A17_5C4E  # PostgreSQL advisory lock taken while creating the tables
+
+
 def _table_problem(inspector: Any, table: Any) -> str | None:
     """What is wrong with ``table`` in the database (missing, lacks columns), or None."""
     if not inspector.has_table(table.name):
@@ -127,6 +130,12 @@ class RunStore:
                 try:
                     if create:
                         with self._tx(write=True) as conn:
+                            if conn.dialect.name == "postgresql":
+                                # processes that start together would race to CREATE the
+                                # same tables ("relation already exists"): one at a time
+                                conn.exec_driver_sql(
+                                    f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})"
+                                )
                             schema.metadata.create_all(conn, checkfirst=True)
                     break
                 except IntegrityError:  # a concurrent creator on a server database: look again
@@ -155,6 +164,11 @@ class RunStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def url(self) -> str:
+        """The store's full database URL (a SQLite file as ``sqlite:///PATH``)."""
+        return self._url.render_as_string(hide_password=False)
 
     def __repr__(self) -> str:
         return f"RunStore({self.address!r})"

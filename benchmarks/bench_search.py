@@ -1,0 +1,165 @@
+"""Speed of batched trials against the same trials one by one, on the C1 random search.
+
+C1 (PROTOCOLS.md; the from-scratch book's sec. 6.5.3): 500 MNIST training images, 20% for
+validation, 784-100x6-10 ReLU with He init, SGD, minibatches of 100, 50 epochs, 100
+trials with lr = 10^U(-6, -2) and weight decay = 10^U(-8, -4). In one process:
+
+1. the search as ``initlab run random-search`` runs it: an Optuna study in a SQLite file,
+   the 100 trials asked at once, trained together by
+   :meth:`~initlab.search.task.SearchTask.train_batched` (one ``fit_batched``), told;
+2. the same trials (parameters and init seeds read back from the study) trained one by
+   one with :meth:`~initlab.search.task.SearchTask.train_one` (``fit``);
+3. the batched training of those trials again, without the study (engine only).
+
+The two batched timings bracket the one-by-one run, so a change of the shared machine's
+load shows as a difference between them; the ratio uses their mean. Each run is timed in
+wall-clock seconds and in this process's CPU seconds (``time.process_time``, one thread):
+on a shared machine the CPU time counts only this process's work, so its ratio moves far
+less with the neighbours' load than the wall-clock one. The per-epoch
+validation accuracies of each trial are compared between the batched and the one-by-one
+run: equal up to float rounding means no trial differs by more than one validation image
+(0.01) at any epoch (the engine and ``fit`` round differently by an ulp, which SGD can
+amplify into one image's prediction flipping).
+
+With ``--experiment`` the whole C1 experiment (``run_experiment("random-search")``: study,
+store, test evaluation of the best trial, figures) is also timed in a fresh workspace.
+
+Usage::
+
+    python benchmarks/bench_search.py [--trials 100] [--epochs 50] [--experiment] [--synthetic]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from initlab.experiments.search.common import BOOK_SPACE, build_task, search_job, search_spec
+from initlab.experiments.search.random_search import RandomSearchConfig
+from initlab.search.driver import run_search, study_trials
+from initlab.search.task import TrialPlan
+
+ONE_IMAGE = 0.01  # one validation image of 100 (C1's 20% of 500)
+
+
+def c1_spec(trials: int, epochs: int, synthetic: bool) -> dict[str, Any]:
+    """The run spec of C1 with these settings."""
+    config = RandomSearchConfig(
+        dataset="synthetic" if synthetic else "mnist", trials=trials, epochs=epochs
+    )
+    spec = search_spec(config, "random", "none")
+    assert spec["space"] == BOOK_SPACE
+    return spec
+
+
+def measure(trials: int, epochs: int, synthetic: bool, workdir: Path) -> dict[str, Any]:
+    """Time the three runs; compare the batched and one-by-one accuracies."""
+    spec = c1_spec(trials, epochs, synthetic)
+    job = search_job(spec, 0, str(workdir / "runs.db"), study="bench")
+    task = build_task(**job.task_args)
+    # 1. the search, batched, with its study
+    start, cpu = time.perf_counter(), time.process_time()
+    study, _ = run_search(job)
+    search_s, search_cpu = time.perf_counter() - start, time.process_time() - cpu
+    rows = study_trials(study)
+    plans = [TrialPlan(r["number"], r["params"], r["seed"]) for r in rows]
+    # 2. the same trials one by one with fit
+    start, cpu = time.perf_counter(), time.process_time()
+    alone = [task.train_one(plan) for plan in plans]
+    loop_s, loop_cpu = time.perf_counter() - start, time.process_time() - cpu
+    # 3. the batched training again, engine only
+    start, cpu = time.perf_counter(), time.process_time()
+    together = task.train_batched(plans)
+    batched_s, batched_cpu = time.perf_counter() - start, time.process_time() - cpu
+    diffs = [
+        max((abs(a - b) for a, b in zip(x.valid_acc, y.valid_acc, strict=True)), default=0.0)
+        for x, y in zip(alone, together, strict=True)
+    ]
+    study_diffs = [
+        max((abs(a - b) for a, b in zip(r["valid_acc"], x.valid_acc, strict=True)), default=0.0)
+        for r, x in zip(rows, alone, strict=True)
+    ]
+    return {
+        "trials": len(plans),
+        "search_s": search_s,
+        "batched_s": batched_s,
+        "loop_s": loop_s,
+        "search_cpu": search_cpu,
+        "batched_cpu": batched_cpu,
+        "loop_cpu": loop_cpu,
+        "ratio": loop_s / ((search_s + batched_s) / 2),
+        "ratio_engine": loop_s / batched_s,
+        "ratio_cpu": loop_cpu / ((search_cpu + batched_cpu) / 2),
+        "max_diff": max(max(diffs), max(study_diffs)),
+        "identical": sum(d == 0.0 for d in diffs),
+        "best": max(r["value"] for r in rows),
+    }
+
+
+def time_experiment(trials: int, epochs: int, synthetic: bool, workdir: Path) -> float:
+    """Seconds for the whole C1 experiment in a fresh workspace (study, store, figures)."""
+    from initlab.experiments import run_experiment
+
+    overrides = {"trials": trials, "epochs": epochs}
+    if synthetic:
+        overrides["dataset"] = "synthetic"
+    start = time.perf_counter()
+    run_experiment("random-search", overrides, out_dir=workdir / "c1", progress=False)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--synthetic", action="store_true", help="synthetic data (no MNIST)")
+    parser.add_argument("--experiment", action="store_true", help="also time the whole C1")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory(prefix="initlab-bench-search-") as tmp:
+        row = measure(args.trials, args.epochs, args.synthetic, Path(tmp))
+        total = (
+            time_experiment(args.trials, args.epochs, args.synthetic, Path(tmp))
+            if args.experiment
+            else None
+        )
+    data = "synthetic data" if args.synthetic else "MNIST"
+    print(
+        f"C1 random search, {row['trials']} trials x {args.epochs} epochs on {data}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+    )
+    print("                                              wall s    CPU s")
+    print(
+        f"  batched search (study in SQLite, ask/tell): {row['search_s']:8.2f} "
+        f"{row['search_cpu']:8.2f}"
+    )
+    print(
+        f"  batched training only (fit_batched):        {row['batched_s']:8.2f} "
+        f"{row['batched_cpu']:8.2f}"
+    )
+    print(
+        f"  one by one (fit):                           {row['loop_s']:8.2f} {row['loop_cpu']:8.2f}"
+    )
+    print(f"  speedup, search vs one by one: {row['ratio']:.2f}x (mean of the two batched)")
+    print(f"  speedup, training only:        {row['ratio_engine']:.2f}x")
+    print(f"  speedup in CPU time:           {row['ratio_cpu']:.2f}x (mean of the two batched)")
+    print(
+        f"  validation accuracies, batched vs one by one: max difference {row['max_diff']:.3f}, "
+        f"{row['identical']}/{row['trials']} trials identical at every epoch; "
+        f"equal within float rounding (<= one image): {row['max_diff'] <= ONE_IMAGE + 1e-9}"
+    )
+    print(f"  best validation accuracy: {row['best']:.3f}")
+    if total is not None:
+        print(f"  whole C1 experiment (search, store, test evaluation, figures): {total:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Where a study lives: Optuna's RDB storage in the workspace's SQLite file or on a server.
+
+The address is the run store's (:mod:`initlab.store.engine`): a file path (SQLite) or a
+SQLAlchemy URL such as ``postgresql+psycopg://user@host/db``. The study's tables (Optuna's
+``studies``, ``trials``, ...) and the run store's (``experiments``, ``runs``, ...) do not
+share names, so one database holds both. Several processes, on one machine or on several
+that reach one server, can work on one study at once.
+
+Before Optuna touches it, the address is checked with one connection that gives up after
+:data:`CONNECT_TIMEOUT` seconds, so an unreachable server is one line saying which and why.
+
+A study remembers its space (``initlab_space`` user attribute, with its fingerprint); a
+study name that exists with another space, sampler or direction is refused with a hint to
+pick another name, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
+
+from initlab.errors import InitlabError
+from initlab.search.space import SearchSpace
+from initlab.store.engine import display_url, resolve_url, sqlite_file
+
+CREATE_ATTEMPTS = 4  # tries to open (and create) the tables when workers start together
+CONNECT_TIMEOUT = 5  # seconds an unreachable server gets before we give up
+SQLITE_TIMEOUT = 60.0  # seconds a SQLite writer waits for another writer's lock
+HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
+GRACE_PERIOD = 60  # seconds without a heartbeat after which a remote trial counts as dead
+SPACE_ATTR = "initlab_space"
+SETUP_ATTR = "initlab_setup"
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# ask-and-tell with heartbeats is what the driver does on purpose (it records them itself)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+
+
+def storage_url(address: str | Path) -> URL:
+    """The SQLAlchemy URL of a storage address (a path becomes a SQLite URL)."""
+    return resolve_url(address)
+
+
+def _engine_kwargs(url: URL) -> dict[str, Any]:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return {"connect_args": {"timeout": SQLITE_TIMEOUT}}
+    if backend == "postgresql":
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}, "pool_pre_ping": True}
+    return {"pool_pre_ping": True}
+
+
+def _reason(err: BaseException) -> str:
+    orig = getattr(err, "orig", None) or err
+    lines = [line.strip() for line in str(orig).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def check_reachable(url: URL) -> None:
+    """Connect once (within :data:`CONNECT_TIMEOUT` s); raise a one-line InitlabError that
+    names the address and the reason when that fails."""
+    where = display_url(url)
+    path = sqlite_file(url)
+    if path is not None:
+        if path.is_dir():
+            raise InitlabError(f"study storage {path} is a folder; give a file such as runs.db")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url, **_engine_kwargs(url))
+    except (NoSuchModuleError, ModuleNotFoundError) as err:
+        raise InitlabError(
+            f"no database driver for {where} ({err}); install it, e.g. "
+            "pip install 'initlab[postgres]' for postgresql+psycopg://"
+        ) from None
+    except ArgumentError as err:
+        raise InitlabError(f"bad study storage URL {where}: {err}") from None
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except (DBAPIError, SQLAlchemyError, OSError) as err:
+        raise InitlabError(f"cannot reach study storage {where}: {_reason(err)}") from None
+    finally:
+        engine.dispose()
+
+
+def open_storage(address: str | Path, *, heartbeat: int = HEARTBEAT_INTERVAL) -> Any:
+    """Optuna's RDB storage at ``address``, checked first (see :func:`check_reachable`).
+
+    Trials record a heartbeat every ``heartbeat`` seconds; a running trial silent for
+    :data:`GRACE_PERIOD` seconds (a worker on another machine that died) is failed and its
+    parameters are tried again by the next worker (:mod:`initlab.search.driver`).
+    """
+    url = storage_url(address)
+    check_reachable(url)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            storage = optuna.storages.RDBStorage(
+                url.render_as_string(hide_password=False),
+                engine_kwargs=_engine_kwargs(url),
+                heartbeat_interval=heartbeat,
+                grace_period=max(GRACE_PERIOD, 2 * heartbeat),
+            )
+            break
+        except (SQLAlchemyError, RuntimeError, ValueError) as err:
+            # workers that start together on a fresh server database race to create
+            # Optuna's tables; the loser's CREATE fails, and its next try finds them
+            if attempt == CREATE_ATTEMPTS - 1:
+                raise InitlabError(f"study storage {display_url(url)}: {_reason(err)}") from None
+            time.sleep(0.5 * (attempt + 1))
+    if sqlite_file(url) is not None:
+        _sqlite_pragmas(storage.engine)
+    return storage
+
+
+def _sqlite_pragmas(engine: Any) -> None:
+    """The run store's SQLite settings on Optuna's engine: write-ahead logging and
+    ``synchronous=NORMAL`` (a commit survives a killed process; only a power cut may lose
+    the last ones). Optuna's default (a full fsync per commit) made its ~10 commits per
+    trial cost 14 ms each here, more than training the trial."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    engine.dispose()  # connections opened before the hook get the settings when reopened
+
+
+def study_names(storage: Any) -> list[str]:
+    """The names of the studies in a storage."""
+    return [s.study_name for s in optuna.get_all_study_summaries(storage)]
+
+
+def open_study(
+    storage: Any,
+    name: str,
+    space: SearchSpace,
+    setup: dict[str, Any],
+    sampler: Any,
+    pruner: Any,
+) -> optuna.Study:
+    """Create the study ``name`` (maximizing) or load it; refuse one made with another
+    space or setup, before writing anything."""
+    if name in study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+        stored_space = study.user_attrs.get(SPACE_ATTR)
+        stored_setup = study.user_attrs.get(SETUP_ATTR)
+        if stored_space != space.to_dict() or (stored_setup or {}) != setup:
+            what = "space" if stored_space != space.to_dict() else "settings"
+            differs = _differs(stored_space, stored_setup, space, setup)
+            raise InitlabError(
+                f"study {name!r} exists with another {what} ({differs}); "
+                f"give a new name, e.g. --study {name}-2"
+            )
+        return study
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        direction="maximize",
+        load_if_exists=True,
+    )
+    if SPACE_ATTR not in study.user_attrs:
+        study.set_user_attr(SPACE_ATTR, space.to_dict())
+        study.set_user_attr(SETUP_ATTR, setup)
+    return study
+
+
+def _differs(
+    stored_space: Any, stored_setup: Any, space: SearchSpace, setup: dict[str, Any]
+) -> str:
+    """A short account of the first difference, for the error message."""
+    if stored_space != space.to_dict():
+        return f"stored {json.dumps(stored_space)}"
+    stored_setup = stored_setup or {}
+    for key in sorted(set(stored_setup) | set(setup)):
+        if stored_setup.get(key) != setup.get(key):
+            return f"{key} = {stored_setup.get(key)!r} there, {setup.get(key)!r} here"
+    return "unknown"
