@@ -132,5 +132,5 @@ def test_errors() -> None:
         fit_deep([("he_normal", 0)], _data())
     with pytest.raises(InitlabError, match="checkpoint"):
         segment_length(10, -2)
-    with pytest.raises(InitlabError, match="features"):
+    with pytest.raises(InitlabError, match="input layer takes 30"):
         fit_deep([("he_normal", 0)], _data(), spec=MLPSpec((30, 8, 10), "tanh"))
