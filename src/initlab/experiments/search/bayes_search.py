@@ -35,10 +35,10 @@ from initlab.experiments.search.common import (
     best_curves_figure,
     execute_search,
     importance_panel,
-    load_search,
     scatter_panel,
     search_rows,
     search_spec,
+    stored_searches,
     study_name,
     trials_panel,
     validate_search,
@@ -108,16 +108,8 @@ class BayesSearch(Experiment):
     ) -> RunOutcome:
         return execute_search(run.spec, run.seed, recorder, progress)
 
-    def _searches(self, data: ExperimentData) -> dict[str, StoredSearch]:
-        out = {}
-        for run in data.finished():
-            search = load_search(run)
-            if search is not None:
-                out[run.key] = search
-        return out
-
     def figures(self, config: BayesSearchConfig, data: ExperimentData) -> list[FigureInfo]:
-        searches = self._searches(data)
+        searches = stored_searches(data)
         if not searches:
             return []
         colors = {"tpe": "tab:red", "random": "tab:blue"}
@@ -196,7 +188,7 @@ class BayesSearch(Experiment):
         return figures
 
     def summary(self, config: BayesSearchConfig, data: ExperimentData) -> dict[str, Any]:
-        searches = self._searches(data)
+        searches = stored_searches(data)
         compare: dict[str, dict[str, Any]] = {}
         for sampler in ("tpe", "random"):
             mine = [s for k, s in searches.items() if k.startswith(f"{sampler}/")]

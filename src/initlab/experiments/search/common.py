@@ -27,7 +27,7 @@ import torch
 
 from initlab.data.dataset import train_valid_split
 from initlab.errors import InitlabError
-from initlab.experiments.base import Progress, Recorder, RunData, RunOutcome
+from initlab.experiments.base import ExperimentData, Progress, Recorder, RunData, RunOutcome
 from initlab.experiments.common import check_activations, check_inits
 from initlab.experiments.mnist_task import (
     DATASET_HELP,
@@ -306,6 +306,16 @@ def load_search(run: RunData) -> StoredSearch | None:
         valid_acc=tensors["valid_acc"],
         train_acc=tensors["train_acc"],
     )
+
+
+def stored_searches(data: ExperimentData) -> dict[str, StoredSearch]:
+    """The finished runs' searches by run key (runs without a stored search left out)."""
+    out = {}
+    for run in data.finished():
+        search = load_search(run)
+        if search is not None:
+            out[run.key] = search
+    return out
 
 
 def _param_label(search: StoredSearch, i: int) -> str:

@@ -37,10 +37,10 @@ from initlab.experiments.search.common import (
     best_curves_figure,
     execute_search,
     importance_panel,
-    load_search,
     scatter_panel,
     search_rows,
     search_spec,
+    stored_searches,
     study_name,
     trials_panel,
     validate_search,
@@ -93,16 +93,8 @@ class RandomSearch(Experiment):
     ) -> RunOutcome:
         return execute_search(run.spec, run.seed, recorder, progress)
 
-    def _searches(self, data: ExperimentData) -> dict[str, Any]:
-        out = {}
-        for run in data.finished():
-            search = load_search(run)
-            if search is not None:
-                out[run.key] = search
-        return out
-
     def figures(self, config: RandomSearchConfig, data: ExperimentData) -> list[FigureInfo]:
-        searches = self._searches(data)
+        searches = stored_searches(data)
         if not searches:
             return []
         key, first = next(iter(searches.items()))
@@ -141,7 +133,7 @@ class RandomSearch(Experiment):
         return figures
 
     def summary(self, config: RandomSearchConfig, data: ExperimentData) -> dict[str, Any]:
-        searches = self._searches(data)
+        searches = stored_searches(data)
         return {"searches": search_rows(searches)}
 
     def verdicts(self, summary: dict[str, Any]) -> list[str]:
