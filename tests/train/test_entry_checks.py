@@ -48,6 +48,26 @@ CASES: list[tuple[str, Callable[[], Any], str]] = [
         "batch_size must be a positive",
     ),
     (
+        "fit bn_eps text",
+        lambda: fit(_model(), (X, Y), steps=2, bn_eps="1e-6"),
+        "bn_eps must be a positive number",
+    ),
+    (
+        "batched bn_eps text",
+        lambda: fit_batched([("he_normal", 0)], (X, Y), spec=SPEC, steps=2, bn_eps="x"),
+        "bn_eps must be a positive number",
+    ),
+    (
+        "batched member's own dropout mode",
+        lambda: fit_batched(
+            [mlp([10, 8, 3], "relu", dropout=0.2, dropout_mode="scale_at_test")],
+            (X, Y),
+            spec=MLPSpec((10, 8, 3), "relu"),
+            steps=2,
+        ),
+        "member 0 has dropout_mode='scale_at_test'",
+    ),
+    (
         "fit eval labels >= classes",
         lambda: fit(_model(), (X, Y), steps=2, eval_data=(X, Y + 3), eval_every=1),
         "eval_data has labels up to 5",

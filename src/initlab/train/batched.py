@@ -227,7 +227,7 @@ def fit_batched(
     """
     if loss != "cross_entropy":
         raise InitlabError(f"the batched engine trains with loss 'cross_entropy', got {loss!r}")
-    spec = _resolve_spec(spec, members)
+    spec = _resolve_spec(spec, members, bn_eps is None, dropout_mode is None)
     data = as_dataset(data)
     check_positive(batch_size=batch_size, steps=steps, epochs=epochs)
     check_examples(data)
@@ -241,7 +241,7 @@ def fit_batched(
     if bn_eps is not None or dropout_mode is not None:
         spec = replace(
             spec,
-            bn_eps=spec.bn_eps if bn_eps is None else float(bn_eps),
+            bn_eps=spec.bn_eps if bn_eps is None else _positive_eps(bn_eps),
             dropout_mode=spec.dropout_mode if dropout_mode is None else dropout_mode,
         )
     models = build_members(spec, members)
@@ -285,10 +285,17 @@ def fit_batched(
     return trainer.run()
 
 
-def _resolve_spec(spec: MLPSpec | None, members: Sequence[MemberInit]) -> MLPSpec:
+def _resolve_spec(
+    spec: MLPSpec | None,
+    members: Sequence[MemberInit],
+    keep_eps: bool = True,
+    keep_mode: bool = True,
+) -> MLPSpec:
     """``spec``, or the spec of the first member built by ``mlp``; every member built by
-    ``mlp`` must agree with it on everything but dropout (the engine sets dropout per
-    member), because activations have no parameters to tell them apart."""
+    ``mlp`` must agree with it on everything but the dropout rate (the engine sets it per
+    member), because activations have no parameters to tell them apart. Batch norm's eps
+    and the dropout mode must agree too unless ``fit_batched`` is given them (``keep_eps``
+    / ``keep_mode`` False): a member's own setting is never replaced silently."""
     if len(members) == 0:
         raise InitlabError("fit_batched needs at least one member")
     specs = [
@@ -305,7 +312,21 @@ def _resolve_spec(spec: MLPSpec | None, members: Sequence[MemberInit]) -> MLPSpe
                 f"member {i} is {other}, but the ensemble's architecture is {spec}; all members "
                 "need the same widths, activation, batchnorm and bias"
             )
+        for name, keep in (("bn_eps", keep_eps), ("dropout_mode", keep_mode)):
+            if keep and getattr(other, name) != getattr(spec, name):
+                raise InitlabError(
+                    f"member {i} has {name}={getattr(other, name)!r} but the ensemble's spec "
+                    f"has {getattr(spec, name)!r}; give fit_batched {name}=... to set it for "
+                    "every member"
+                )
     return spec
+
+
+def _positive_eps(value: object) -> float:
+    """Batch norm's eps as a float, or a one-line error."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise InitlabError(f"bn_eps must be a positive number, got {value!r}")
+    return float(value)
 
 
 def _architecture(spec: MLPSpec) -> MLPSpec:

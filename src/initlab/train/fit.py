@@ -286,8 +286,8 @@ def fit(
         raise InitlabError(f"eval_every must be a positive integer, got {eval_every}")
     opt = _build_optimizer(optimizer, lr, hparams, weight_decay)
     if bn_eps is not None:
-        if not bn_eps > 0:
-            raise InitlabError(f"bn_eps must be positive, got {bn_eps}")
+        if isinstance(bn_eps, bool) or not isinstance(bn_eps, int | float) or not bn_eps > 0:
+            raise InitlabError(f"bn_eps must be a positive number, got {bn_eps!r}")
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eps = float(bn_eps)
