@@ -1,4 +1,4 @@
-"""E3 deep-signal: vanilla tanh MLPs of 10 to 1000 layers trained on MNIST, per init.
+"""E3 deep-signal: vanilla tanh MLPs of 10 to 1000 layers and CNNs trained on MNIST, per init.
 
 Xiao et al. (2018, "Dynamical isometry and a mean field theory of CNNs") trained vanilla
 tanh networks of 10,000 layers: no residual connections, no normalization, only the
@@ -21,6 +21,14 @@ of the hidden stack's Jacobian at init (:mod:`initlab.probes.jacobian`, float64,
 training example), the peak memory and the wall time. Depth 10,000 (``--set
 depths=[10,100,1000,10000]``) is sized for a GPU (``--set device=cuda``); its cost on this
 CPU is printed first.
+
+The CNN half (``archs``, default both; :mod:`initlab.experiments.deep.cnn_part`): vanilla
+tanh :func:`~initlab.models.cnn.deep_cnn` of ``cnn_depths`` 3x3 convolutions of
+``cnn_channels`` maps on MNIST average-pooled to 14x14, from delta-orthogonal kernels at the
+edge of chaos (``critical_orthogonal``, Xiao et al. 2018, Algorithm 2) against Gaussian
+Xavier and He, each trained alone with :func:`initlab.train.fit.fit` (plain SGD, the same
+minibatches); recorded per run: the test accuracy and the rms of the activations and of
+``dL/dz_l`` per convolution on one batch, at init and after training.
 """
 
 from __future__ import annotations
@@ -96,9 +104,9 @@ class DeepSignalConfig:
     cnn_inits: Annotated[
         tuple[str, ...], "CNN schemes: delta-orthogonal at the edge of chaos, Xavier, He"
     ] = ("critical_orthogonal:sigma_b2=1e-05", "xavier_normal", "he_normal")
-    cnn_lr: Annotated[float, "CNN SGD learning rate"] = 0.01
-    cnn_steps: Annotated[int, "CNN SGD steps"] = 300
-    cnn_batch_size: Annotated[int, "CNN minibatch size (drawn with replacement)"] = 64
+    cnn_lr: Annotated[float, "CNN SGD learning rate"] = 0.1
+    cnn_steps: Annotated[int, "CNN SGD steps"] = 1000
+    cnn_batch_size: Annotated[int, "CNN minibatch size (drawn with replacement)"] = 32
 
 
 def estimated_seconds(config: DeepSignalConfig) -> float:
@@ -117,9 +125,10 @@ class DeepSignal(GroupExperiment):
 
     name = "deep-signal"
     description = (
-        "E3: vanilla tanh MLPs of 10-1000 layers on MNIST: critical orthogonal vs Gaussian"
+        "E3: vanilla tanh MLPs of 10-1000 layers and CNNs of 10-50 on MNIST: critical "
+        "(delta-)orthogonal vs Gaussian"
     )
-    cost = "~80 min (depth 10,000: GPU-sized, ~3 h here; the estimate is printed)"
+    cost = "~85 min (CNN half ~6 min; depth 10,000: GPU-sized, ~3 h here; the estimate is printed)"
     source = (
         "Xiao et al. 2018 (dynamical isometry, 10,000-layer vanilla nets); Pennington et al. "
         "2017 (resurrecting the sigmoid); Schoenholz et al. 2017"
@@ -131,8 +140,9 @@ class DeepSignal(GroupExperiment):
         "batch_size": 64,
         "inits": ("critical_orthogonal:sigma_b2=1e-05", "xavier_normal", "he_normal"),
         "test_size": 2000,
+        "cnn_steps": 400,
     }
-    quick_cost = "~5 min"
+    quick_cost = "~7 min"
 
     def validate(self, config: DeepSignalConfig) -> None:
         super().validate(config)
