@@ -363,16 +363,14 @@ class DeepSignal(GroupExperiment):
         side = 28 // config.cnn_pool
         return FigureInfo(
             name="deep-signal-accuracy",
-            title=(
-                f"Vanilla tanh networks (MLP width {config.width}, CNN {config.cnn_channels} "
-                f"channels at {side}x{side}): accuracy against depth"
-            ),
+            title="Vanilla tanh networks: accuracy against depth",
             panels=[[panel]],
             caption=(
-                "Each point: one network trained with plain SGD (MLP: lr "
-                f"{fmt(config.lr)}, batch {config.batch_size}; CNN (dashed, squares): lr "
-                f"{fmt(config.cnn_lr)}, batch {config.cnn_batch_size}); no skips, no "
-                "normalization. A diverged run is drawn at chance."
+                f"Each point: one network trained with plain SGD (MLP of width {config.width}: "
+                f"lr {fmt(config.lr)}, batch {config.batch_size}; CNN of {config.cnn_channels} "
+                f"channels on {side}x{side} images, dashed, squares: lr {fmt(config.cnn_lr)}, "
+                f"batch {config.cnn_batch_size}); no skips, no normalization. A diverged run is "
+                "drawn at chance."
             ),
             panel_size=(6.0, 4.0),
         )
@@ -381,7 +379,8 @@ class DeepSignal(GroupExperiment):
         row = []
         cells = [("mlp", d, config.inits) for d in config.depths]
         cells += [("cnn", d, config.cnn_inits) for d in config.cnn_depths]
-        deepest = max(d for _, d, _ in cells)
+        cells = [c for c in cells if any(r.spec["depth"] == c[1] for r in _runs(data, c[0]))]
+        deepest = max((d for _, d, _ in cells), default=0)
         for arch, depth, inits in cells:
             runs = [r for r in _runs(data, arch) if r.spec["depth"] == depth]
             if not runs or depth < 10:
@@ -484,7 +483,11 @@ class DeepSignal(GroupExperiment):
                 "grad_spread_init": _spread(init_profile[1:-1]),  # hidden layers 2..L
                 "grad_spread_end": _spread(end_profile[1:-1]),
                 "wall_time": run.summary.get("wall_time"),
-                "peak_memory_mb": (run.summary.get("memory") or {}).get("peak_bytes", 0) / 2**20,
+                "peak_memory_mb": (  # fit_deep's record (the CNN runs have none)
+                    run.summary["memory"].get("peak_bytes", 0) / 2**20
+                    if run.summary.get("memory")
+                    else None
+                ),
                 "checkpoint": run.spec.get("checkpoint", False),
             }
             if row["arch"] == "cnn":  # activation rms a_l over the convolutions 2..L at init
