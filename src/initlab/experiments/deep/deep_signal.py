@@ -125,8 +125,7 @@ class DeepSignal(GroupExperiment):
 
     name = "deep-signal"
     description = (
-        "E3: vanilla tanh MLPs of 10-1000 layers and CNNs of 10-50 on MNIST: critical "
-        "(delta-)orthogonal vs Gaussian"
+        "E3: vanilla tanh MLPs (10-1000 layers) and CNNs on MNIST: critical orthogonal vs Gaussian"
     )
     cost = "~85 min (CNN half ~6 min; depth 10,000: GPU-sized, ~3 h here; the estimate is printed)"
     source = (
