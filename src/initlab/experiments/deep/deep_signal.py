@@ -141,7 +141,7 @@ class DeepSignal(GroupExperiment):
         "test_size": 2000,
         "cnn_steps": 400,
     }
-    quick_cost = "~7 min"
+    quick_cost = "~9 min"
 
     def validate(self, config: DeepSignalConfig) -> None:
         super().validate(config)
