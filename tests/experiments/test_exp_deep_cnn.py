@@ -57,7 +57,9 @@ def test_the_cnn_part_runs_stores_and_resumes(tmp_path: Path) -> None:
         row = rows[key]
         assert row["arch"] == "cnn" and row["status"] == "done"
         assert 0.0 <= row["test_acc"] <= 1.0 and row["final_loss"] > 0
-    assert rows[f"cnn/depth=12/{inits[0]}"]["act_spread_init"] < 2.0  # measured 1.0x
+    # the stored probes at init: activation rms spread over 12 convolutions (measured 1.06, 4.1)
+    assert rows[f"cnn/depth=12/{inits[0]}"]["act_spread_init"] < 1.5
+    assert rows["cnn/depth=12/xavier_normal"]["act_spread_init"] > 2.5
     names = [f["png"].name for f in result.figures]
     assert names == ["deep-signal-accuracy.png", "deep-signal-gradients.png"]
     assert any(v.startswith("CNN depth 12:") for v in result.verdicts)
