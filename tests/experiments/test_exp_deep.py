@@ -46,6 +46,7 @@ def test_deep_signal_in_miniature(tmp_path: Path) -> None:
         "deep-signal",
         {
             "dataset": "synthetic",
+            "archs": ["mlp"],
             "depths": [4, 60],
             "width": 24,
             "steps": 80,

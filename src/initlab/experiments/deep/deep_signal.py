@@ -1,4 +1,4 @@
-"""E3 deep-signal: vanilla tanh MLPs of 10 to 1000 layers trained on MNIST, per init.
+"""E3 deep-signal: vanilla tanh MLPs of 10 to 1000 layers and CNNs trained on MNIST, per init.
 
 Xiao et al. (2018, "Dynamical isometry and a mean field theory of CNNs") trained vanilla
 tanh networks of 10,000 layers: no residual connections, no normalization, only the
@@ -21,6 +21,14 @@ of the hidden stack's Jacobian at init (:mod:`initlab.probes.jacobian`, float64,
 training example), the peak memory and the wall time. Depth 10,000 (``--set
 depths=[10,100,1000,10000]``) is sized for a GPU (``--set device=cuda``); its cost on this
 CPU is printed first.
+
+The CNN half (``archs``, default both; :mod:`initlab.experiments.deep.cnn_part`): vanilla
+tanh :func:`~initlab.models.cnn.deep_cnn` of ``cnn_depths`` 3x3 convolutions of
+``cnn_channels`` maps on MNIST average-pooled to 14x14, from delta-orthogonal kernels at the
+edge of chaos (``critical_orthogonal``, Xiao et al. 2018, Algorithm 2) against Gaussian
+Xavier and He, each trained alone with :func:`initlab.train.fit.fit` (plain SGD, the same
+minibatches); recorded per run: the test accuracy and the rms of the activations and of
+``dL/dz_l`` per convolution on one batch, at init and after training.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 
@@ -60,6 +68,9 @@ LEARNED_ABOVE = 0.5  # test accuracy above this: "trains"
 STEP_FLOPS = 3.0e10  # float32 FLOP/s fit_deep sustains here (1 thread, busy host)
 SV_BINS = 60  # bins of the log10 singular-value density
 
+Arch = Literal["mlp", "cnn"]
+ARCHS: tuple[Arch, ...] = ("mlp", "cnn")
+
 
 @dataclass(frozen=True)
 class DeepSignalConfig:
@@ -86,6 +97,16 @@ class DeepSignalConfig:
     checkpoint_from: Annotated[int, "activation checkpointing from this depth on (0: never)"] = 200
     jacobian: Annotated[bool, "singular values of the input-output Jacobian at init"] = True
     device: Annotated[str, "torch device of the data and the training (cpu, cuda)"] = "cpu"
+    archs: Annotated[tuple[Arch, ...], "mlp (deep tanh MLPs) and/or cnn (deep tanh CNNs)"] = ARCHS  # type: ignore[assignment]
+    cnn_depths: Annotated[tuple[int, ...], "convolutions of the CNNs"] = (10, 50)
+    cnn_channels: Annotated[int, "channels of every convolution"] = 16
+    cnn_pool: Annotated[int, "average-pool MNIST by this factor for the CNN (1: 28x28)"] = 2
+    cnn_inits: Annotated[
+        tuple[str, ...], "CNN schemes: delta-orthogonal at the edge of chaos, Xavier, He"
+    ] = ("critical_orthogonal:sigma_b2=1e-05", "xavier_normal", "he_normal")
+    cnn_lr: Annotated[float, "CNN SGD learning rate"] = 0.1
+    cnn_steps: Annotated[int, "CNN SGD steps"] = 1000
+    cnn_batch_size: Annotated[int, "CNN minibatch size (drawn with replacement)"] = 32
 
 
 def estimated_seconds(config: DeepSignalConfig) -> float:
@@ -104,9 +125,9 @@ class DeepSignal(GroupExperiment):
 
     name = "deep-signal"
     description = (
-        "E3: vanilla tanh MLPs of 10-1000 layers on MNIST: critical orthogonal vs Gaussian"
+        "E3: vanilla tanh MLPs (10-1000 layers) and CNNs on MNIST: critical orthogonal vs Gaussian"
     )
-    cost = "~80 min (depth 10,000: GPU-sized, ~3 h here; the estimate is printed)"
+    cost = "~85 min (CNN half ~6 min; depth 10,000: GPU-sized, ~3 h here; the estimate is printed)"
     source = (
         "Xiao et al. 2018 (dynamical isometry, 10,000-layer vanilla nets); Pennington et al. "
         "2017 (resurrecting the sigmoid); Schoenholz et al. 2017"
@@ -118,8 +139,9 @@ class DeepSignal(GroupExperiment):
         "batch_size": 64,
         "inits": ("critical_orthogonal:sigma_b2=1e-05", "xavier_normal", "he_normal"),
         "test_size": 2000,
+        "cnn_steps": 400,
     }
-    quick_cost = "~5 min"
+    quick_cost = "~9 min"
 
     def validate(self, config: DeepSignalConfig) -> None:
         super().validate(config)
@@ -128,6 +150,25 @@ class DeepSignal(GroupExperiment):
         check_positive(width=config.width)
         if not config.depths or any(d < 2 for d in config.depths):
             raise InitlabError(f"depths must be numbers of layers >= 2, got {config.depths}")
+        if not config.archs or any(a not in ARCHS for a in config.archs):
+            raise InitlabError(
+                f"archs must be a non-empty list of {list(ARCHS)}, got {config.archs}"
+            )
+        if "cnn" in config.archs:
+            check_inits(config.cnn_inits)
+            check_positive(
+                cnn_channels=config.cnn_channels,
+                cnn_lr=config.cnn_lr,
+                cnn_steps=config.cnn_steps,
+                cnn_batch_size=config.cnn_batch_size,
+                cnn_pool=config.cnn_pool,
+            )
+            if not config.cnn_depths or any(d < 2 for d in config.cnn_depths):
+                raise InitlabError(
+                    f"cnn_depths must be numbers of convolutions >= 2, got {config.cnn_depths}"
+                )
+            if 28 % config.cnn_pool:
+                raise InitlabError(f"cnn_pool must divide 28, got {config.cnn_pool}")
         try:
             device = torch.device(config.device)
         except RuntimeError as exc:
@@ -147,7 +188,7 @@ class DeepSignal(GroupExperiment):
                 file=sys.stderr,
             )
         runs = []
-        for depth in config.depths:
+        for depth in config.depths if "mlp" in config.archs else ():
             for i, init in enumerate(config.inits):
                 spec = {
                     "dataset": config.dataset,
@@ -163,6 +204,22 @@ class DeepSignal(GroupExperiment):
                     "batch_seed": stream_seed(seed, "minibatches"),
                 }
                 runs.append(RunSpec(f"depth={depth}/{init}", spec, seed + i, f"depth={depth}"))
+        for depth in config.cnn_depths if "cnn" in config.archs else ():
+            for i, init in enumerate(config.cnn_inits):
+                spec = {
+                    "arch": "cnn",
+                    "dataset": config.dataset,
+                    "depth": depth,
+                    "channels": config.cnn_channels,
+                    "pool": config.cnn_pool,
+                    "init": init,
+                    "lr": config.cnn_lr,
+                    "steps": config.cnn_steps,
+                    "batch_size": config.cnn_batch_size,
+                    "test_size": config.test_size,
+                    "batch_seed": stream_seed(seed, "minibatches"),
+                }
+                runs.append(RunSpec(f"cnn/depth={depth}/{init}", spec, seed + i))  # fit, one by one
         return runs
 
     def execute_group(
@@ -183,6 +240,17 @@ class DeepSignal(GroupExperiment):
         device = torch.device(config.device)
         train = load_split(first["dataset"], "train")
         test = load_split(first["dataset"], "test", first["test_size"])
+        if _arch(first) == "cnn":
+            from initlab.experiments.deep.cnn_part import images, train_cnn
+
+            train, test = (images(d, first["pool"]) for d in (train, test))
+            train, test = (
+                Dataset(d.x.to(device), d.y.to(device), d.name, d.classes) for d in (train, test)
+            )
+            return [
+                train_cnn(run, recorder, train, test, progress)
+                for run, recorder in zip(runs, recorders, strict=True)
+            ]
         train = Dataset(train.x.to(device), train.y.to(device), train.name)
         test = Dataset(test.x.to(device), test.y.to(device), test.name)
         depth, steps = first["depth"], first["steps"]
@@ -242,10 +310,11 @@ class DeepSignal(GroupExperiment):
 
     # -- results ----------------------------------------------------------------------
     @staticmethod
-    def _profile(run: RunData, step: int) -> list[float]:
+    def _profile(run: RunData, step: int, kind: str = "gradient") -> list[float]:
+        stat = "delta_rms" if kind == "gradient" else "rms"
         pairs = sorted(
-            (int(r["layer"].removeprefix("linear")), float(r["stats"]["delta_rms"]))
-            for r in run.probe_records(kind="gradient")
+            (int(r["layer"].lstrip("abcdefghijklmnopqrstuvwxyz")), float(r["stats"][stat]))
+            for r in run.probe_records(kind=kind)
             if int(r["step"]) == step
         )
         return [v for _, v in pairs]
@@ -265,57 +334,76 @@ class DeepSignal(GroupExperiment):
 
     def _accuracy_figure(self, config: DeepSignalConfig, data: ExperimentData) -> FigureInfo:
         series = []
-        for i, init in enumerate(config.inits):
-            runs = [r for r in data.finished() if r.spec["init"] == init]
-            xs = [r.spec["depth"] for r in runs]
-            ys = [_acc(r) for r in runs]
-            series.append(Series(xs, ys, init_label(init), color(i), marker="o"))
+        parts = [("mlp", config.inits, "-", "MLP "), ("cnn", config.cnn_inits, "--", "CNN ")]
+        both = len({_arch(r.spec) for r in data.finished()}) > 1
+        for arch, inits, style, prefix in parts:
+            for i, init in enumerate(inits):
+                runs = [r for r in _runs(data, arch) if r.spec["init"] == init]
+                if not runs:
+                    continue
+                xs = [r.spec["depth"] for r in runs]
+                ys = [_acc(r) for r in runs]
+                label = (prefix if both else "") + init_label(init)
+                marker = "o" if arch == "mlp" else "s"
+                series.append(Series(xs, ys, label, color(i), style, marker=marker))
+        steps = [f"MLP {config.steps}" if "mlp" in config.archs else "",
+                 f"CNN {config.cnn_steps}" if "cnn" in config.archs else ""]  # fmt: skip
         panel = LinePanel(
             series,
-            title=f"{dataset_title(config.dataset)} test accuracy after {config.steps} SGD steps",
-            xlabel="depth (hidden tanh layers)",
+            title=f"{dataset_title(config.dataset)} test accuracy after "
+            + " / ".join(x for x in steps if x)
+            + " SGD steps",
+            xlabel="depth (hidden tanh layers; convolutions for the CNN)",
             ylabel="test accuracy",
             xscale="log",
             ylim=(0.0, 1.0),
             hlines=[(CHANCE, "chance")],
         )
+        side = 28 // config.cnn_pool
         return FigureInfo(
             name="deep-signal-accuracy",
-            title=f"Vanilla tanh MLPs of width {config.width}: accuracy against depth",
+            title="Vanilla tanh networks: accuracy against depth",
             panels=[[panel]],
             caption=(
-                "Each point: one network trained with plain SGD (lr "
-                f"{fmt(config.lr)}, batch {config.batch_size}); no skips, no normalization. "
-                "A diverged run is drawn at chance."
+                f"Each point: one network trained with plain SGD (MLP of width {config.width}: "
+                f"lr {fmt(config.lr)}, batch {config.batch_size}; CNN of {config.cnn_channels} "
+                f"channels on {side}x{side} images, dashed, squares: lr {fmt(config.cnn_lr)}, "
+                f"batch {config.cnn_batch_size}); no skips, no normalization. A diverged run is "
+                "drawn at chance."
             ),
             panel_size=(6.0, 4.0),
         )
 
     def _gradient_figure(self, config: DeepSignalConfig, data: ExperimentData) -> FigureInfo | None:
         row = []
-        for depth in config.depths:
-            runs = [r for r in data.finished() if r.spec["depth"] == depth]
+        cells = [("mlp", d, config.inits) for d in config.depths]
+        cells += [("cnn", d, config.cnn_inits) for d in config.cnn_depths]
+        cells = [c for c in cells if any(r.spec["depth"] == c[1] for r in _runs(data, c[0]))]
+        deepest = max((d for _, d, _ in cells), default=0)
+        for arch, depth, inits in cells:
+            runs = [r for r in _runs(data, arch) if r.spec["depth"] == depth]
             if not runs or depth < 10:
                 continue
             series = []
             for run in runs:
-                i = config.inits.index(run.spec["init"]) if run.spec["init"] in config.inits else 0
+                i = inits.index(run.spec["init"]) if run.spec["init"] in inits else 0
                 init = self._profile(run, 0)
-                end = self._profile(run, run.spec["steps"] - 1)
+                end = self._profile(run, _end_step(run))
                 xs = list(range(1, len(init) + 1))
                 series.append(Series(xs, init, init_label(run.spec["init"]), color(i)))
                 if end:
                     series.append(Series(list(range(1, len(end) + 1)), end, None, color(i),
                                          linestyle="--", linewidth=1.0))  # fmt: skip
-            series.append(Series([], [], f"after {config.steps} steps (dashed)", "0.3", "--"))
+            steps = runs[0].spec["steps"]
+            series.append(Series([], [], f"after {steps} steps (dashed)", "0.3", "--"))
             row.append(
                 LinePanel(
                     series,
-                    title=f"depth {depth}",
+                    title=f"{arch.upper()} depth {depth}",
                     xlabel="layer l (1: input side)",
                     ylabel="rms of dL/dz_l",
                     yscale="log",
-                    legend=depth == max(config.depths),
+                    legend=depth == deepest,
                 )
             )
         if not row:
@@ -334,7 +422,7 @@ class DeepSignal(GroupExperiment):
     def _jacobian_figure(self, config: DeepSignalConfig, data: ExperimentData) -> FigureInfo | None:
         row = []
         for depth in config.depths:
-            runs = [r for r in data.finished() if r.spec["depth"] == depth]
+            runs = [r for r in _runs(data, "mlp") if r.spec["depth"] == depth]
             spectra = [(r, _log_sv(r)) for r in runs]
             spectra = [(r, s) for r, s in spectra if s]
             if not spectra:
@@ -382,9 +470,10 @@ class DeepSignal(GroupExperiment):
         rows: dict[str, Any] = {}
         for run in data.finished():
             init_profile = self._profile(run, 0)
-            end_profile = self._profile(run, run.spec["steps"] - 1)
+            end_profile = self._profile(run, _end_step(run))
             logs = _log_sv(run)
             row: dict[str, Any] = {
+                "arch": _arch(run.spec),
                 "depth": run.spec["depth"],
                 "init": run.spec["init"],
                 "status": run.status,
@@ -393,35 +482,50 @@ class DeepSignal(GroupExperiment):
                 "grad_spread_init": _spread(init_profile[1:-1]),  # hidden layers 2..L
                 "grad_spread_end": _spread(end_profile[1:-1]),
                 "wall_time": run.summary.get("wall_time"),
-                "peak_memory_mb": (run.summary.get("memory") or {}).get("peak_bytes", 0) / 2**20,
-                "checkpoint": run.spec["checkpoint"],
+                "peak_memory_mb": (  # fit_deep's record (the CNN runs have none)
+                    run.summary["memory"].get("peak_bytes", 0) / 2**20
+                    if run.summary.get("memory")
+                    else None
+                ),
+                "checkpoint": run.spec.get("checkpoint", False),
             }
+            if row["arch"] == "cnn":  # activation rms a_l over the convolutions 2..L at init
+                row["act_spread_init"] = _spread(self._profile(run, 0, "activation")[1:])
             if logs:
                 ordered = sorted(logs)
                 row["sv_log10_p5"] = ordered[int(0.05 * (len(ordered) - 1))]
                 row["sv_log10_p95"] = ordered[int(0.95 * (len(ordered) - 1))]
             rows[run.key] = row
-        return {"chance": CHANCE, "steps": config.steps, "width": config.width, "runs": rows}
+        return {
+            "chance": CHANCE,
+            "steps": config.steps,
+            "width": config.width,
+            "cnn_steps": config.cnn_steps,
+            "cnn_channels": config.cnn_channels,
+            "runs": rows,
+        }
 
     def verdicts(self, summary: dict[str, Any]) -> list[str]:
         out = []
-        by_depth: dict[int, list[dict[str, Any]]] = {}
+        cells: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for row in summary["runs"].values():
-            by_depth.setdefault(row["depth"], []).append(row)
-        for depth in sorted(by_depth):
+            cells.setdefault((row.get("arch", "mlp"), row["depth"]), []).append(row)
+        for arch, depth in sorted(cells, key=lambda k: (k[0] != "mlp", k[1])):
             parts = []
-            for row in by_depth[depth]:
+            for row in cells[arch, depth]:
                 acc = row["test_acc"]
                 state = "trains" if acc > LEARNED_ABOVE else "fails"
                 if row["status"] == "diverged":
                     state = "diverged"
                 parts.append(f"{init_label(row['init'])} {state} (test accuracy {acc:.3f})")
-            out.append(f"depth {depth}: " + "; ".join(parts) + ".")
-        deepest = max(by_depth) if by_depth else None
-        if deepest is not None:
+            prefix = "" if arch == "mlp" else "CNN "
+            out.append(f"{prefix}depth {depth}: " + "; ".join(parts) + ".")
+        mlp = [d for a, d in cells if a == "mlp"]
+        if mlp:
+            deepest = max(mlp)
             spreads = [
                 f"{init_label(r['init'])} x{10 ** (r['sv_log10_p95'] - r['sv_log10_p5']):.3g}"
-                for r in by_depth[deepest]
+                for r in cells["mlp", deepest]
                 if "sv_log10_p5" in r
             ]
             if spreads:
@@ -431,14 +535,44 @@ class DeepSignal(GroupExperiment):
                 )
             grads = [
                 f"{init_label(r['init'])} x{fmt(r['grad_spread_init'], 2)}"
-                for r in by_depth[deepest]
+                for r in cells["mlp", deepest]
             ]
             out.append(
                 f"Gradients at init, depth {deepest}: max/min rms of dL/dz over hidden layers "
                 + ", ".join(grads)
                 + "."
             )
+        cnn = [d for a, d in cells if a == "cnn"]
+        if cnn:
+            deepest = max(cnn)
+            rows = cells["cnn", deepest]
+            out.append(
+                f"CNN at init, depth {deepest}: max/min rms over the convolutions of dL/dz "
+                + ", ".join(
+                    f"{init_label(r['init'])} x{fmt(r['grad_spread_init'], 2)}" for r in rows
+                )
+                + "; of the activations "
+                + ", ".join(
+                    f"{init_label(r['init'])} x{fmt(r['act_spread_init'], 2)}" for r in rows
+                )
+                + "."
+            )
         return out
+
+
+def _runs(data: ExperimentData, arch: str) -> list[RunData]:
+    return [r for r in data.finished() if _arch(r.spec) == arch]
+
+
+def _end_step(run: RunData) -> int:
+    """The step of the probes after training (MLP: before the last update; CNN: after it)."""
+    steps = int(run.spec["steps"])
+    return steps if _arch(run.spec) == "cnn" else steps - 1
+
+
+def _arch(spec: dict[str, Any]) -> str:
+    """The run's architecture (runs stored before the CNN half have no "arch": MLPs)."""
+    return str(spec.get("arch", "mlp"))
 
 
 def _acc(run: RunData) -> float:
