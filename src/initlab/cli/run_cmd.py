@@ -85,7 +85,9 @@ def list_command() -> None:
     table = Table(title="initlab experiments", title_justify="left")
     table.add_column("name", style="bold cyan", no_wrap=True)
     table.add_column("description")
-    table.add_column("cost", no_wrap=True)
+    # costs with a note ("~85 min (CNN half ~6 min; ...)") wrap in their own column, so the
+    # description keeps its width
+    table.add_column("cost", max_width=28)
     table.add_column("--quick", no_wrap=True)
     for experiment in listed:
         table.add_row(
