@@ -16,7 +16,8 @@ from torch import nn
 
 from initlab.data.batches import minibatches
 from initlab.data.dataset import Dataset
-from initlab.models.mlp import ScaledAtTestDropout, mlp
+from initlab.init import initialize
+from initlab.models.mlp import MLPSpec, ScaledAtTestDropout, mlp
 from initlab.train.batched import fit_batched
 from initlab.train.fit import fit
 from initlab.train.losses import make_loss
@@ -134,3 +135,32 @@ def test_float64_members_equal_float32_to_rounding() -> None:
     assert math.isfinite(b) and b == pytest.approx(a, rel=1e-5)
     got, want = f64.final_state["linear3.bias"].float(), f32.final_state["linear3.bias"]
     torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["inverted", "scale_at_test"])
+def test_probe_records_equal_fit_s_with_dropout(mode: str) -> None:
+    """Fixed-set probe records (eval mode) of both engines agree, the dropout module's
+    gradient included: with scale_at_test it is the one before the (1 - p) scaling."""
+    torch.manual_seed(0)
+    x, y = torch.randn(100, 20), torch.randint(0, 5, (100,))
+    data = Dataset(x, y, "t")
+    spec = MLPSpec((20, 30, 5), "relu", dropout=0.3, dropout_mode=mode)
+    model = mlp(**spec.to_dict())
+    initialize(model, "he_normal", seed=0)
+    layers = ["linear1", "act1", "dropout1", "linear2"]
+    kw = dict(steps=2, batch_size=32, probe=1, probe_data=data, seed=3, probe_layers=layers)
+    batched = fit_batched([copy.deepcopy(model)], data, spec=spec, dropout_seeds=[3], **kw)
+    single = fit(model, data, **kw)
+
+    def records(rows: list[dict]) -> dict:
+        return {
+            (r["step"], r["layer"], r["kind"], name): value
+            for r in rows
+            for name, value in r["stats"].items()
+            if isinstance(value, float)
+        }
+
+    want, got = records(single.probe_records), records(batched[0].probe_records)
+    assert set(want) == set(got) and (1, "dropout1", "gradient", "std") in want
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-8), key

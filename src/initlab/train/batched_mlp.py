@@ -447,13 +447,18 @@ class StackedMLP:
             gh = ws.gh[j]
             if tap is not None and dropout:
                 tap("gradient", f"dropout{j + 1}", gh)
+            scaled = not dropout and self.use_dropout and not self.inverted
+            if tap is not None and scaled and self.spec.dropout > 0:
+                # eval mode, scale_at_test: the dropout module's gradient is the one before
+                # its (1 - p) scaling, as fit's hook on the module records it
+                tap("gradient", f"dropout{j + 1}", gh)
             if dropout:
                 gh.mul_(ws.mask[j])
-            elif self.use_dropout and not self.inverted:  # eval mode, scale_at_test
+            elif scaled:
                 gh.mul_(self._keep)
             if tap is not None:
                 tap("gradient", f"act{j + 1}", gh)
-                if not dropout and self.spec.dropout > 0:  # eval mode: the same tensor
+                if not dropout and not scaled and self.spec.dropout > 0:  # the same tensor
                     tap("gradient", f"dropout{j + 1}", gh)
             self.act.backward(gh, ws.u[j], ws.a[j], ws.gu[j])
             if self.spec.batchnorm:
