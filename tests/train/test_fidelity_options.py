@@ -164,3 +164,12 @@ def test_probe_records_equal_fit_s_with_dropout(mode: str) -> None:
     assert set(want) == set(got) and (1, "dropout1", "gradient", "std") in want
     for key, value in want.items():
         assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-8), key
+
+
+def test_fit_bn_eps_is_kept_in_the_model_s_spec() -> None:
+    """A model rebuilt or stacked from its spec after fit(bn_eps=...) keeps that eps."""
+    model = mlp([10, 8, 3], "relu", batchnorm=True)
+    data = (torch.randn(32, 10), torch.randint(0, 3, (32,)))
+    fit(model, data, steps=1, bn_eps=1e-6)
+    assert model.spec.bn_eps == 1e-6
+    assert all(m.eps == 1e-6 for m in model.modules() if isinstance(m, nn.BatchNorm1d))

@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 from initlab.data.batches import BatchMode, batches_per_epoch, minibatches
 from initlab.data.dataset import Dataset
 from initlab.errors import InitlabError
+from initlab.models.mlp import MLPSpec
 from initlab.probes.probe import Probe
 from initlab.probes.schedules import Schedule, every
 from initlab.train.checks import (
@@ -291,6 +293,8 @@ def fit(
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eps = float(bn_eps)
+        if isinstance(getattr(model, "spec", None), MLPSpec):  # rebuilt from its spec later
+            model.spec = replace(model.spec, bn_eps=float(bn_eps))
 
     # 2. the minibatch stream and the schedules
     per_epoch = batches_per_epoch(len(data), batch_size, drop_last and batch_mode == "epoch")
