@@ -22,8 +22,8 @@ import functools
 import hashlib
 import itertools
 import math
-from collections.abc import Sequence
-from typing import Literal, get_args
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -154,6 +154,23 @@ def glorot_splits(
         return data.head(n) if 0 < n < len(data) else data
 
     return head(train, n_train), head(valid, n_valid), head(test, n_test)
+
+
+def network_spec(train: Dataset, run_spec: Mapping[str, Any]) -> MLPSpec:
+    """The run group's MLP: the data's input width, the run's hidden widths and activation,
+    the data's classes."""
+    widths = (train.num_features, *run_spec["hidden"], train.num_classes)
+    return MLPSpec(widths, run_spec["activation"])
+
+
+def probed_task(run_spec: Mapping[str, Any]) -> tuple[Dataset, Dataset, MLPSpec]:
+    """(training set, fixed probe examples, MLP) of a saturation or gradients run group:
+    ``steps * batch_size`` training images and ``probe_examples`` held-out ones."""
+    n_train = run_spec["steps"] * run_spec["batch_size"]
+    train, _, fixed = glorot_splits(
+        run_spec["dataset"], n_train, 1, run_spec["probe_examples"], run_spec["data_seed"]
+    )
+    return train, fixed, network_spec(train, run_spec)
 
 
 def flops_per_member_step(widths: Sequence[int], batch: int = MINIBATCH) -> float:

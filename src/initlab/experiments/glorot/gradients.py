@@ -53,15 +53,14 @@ from initlab.experiments.glorot.common import (
     build_member,
     check_dataset_present,
     check_glorot,
-    glorot_splits,
     init_name,
     jacobian_singular_values,
     mean_and_spread,
+    probed_task,
     stream_seed,
 )
 from initlab.experiments.mnist_task import group_progress
 from initlab.experiments.registry import register
-from initlab.models.mlp import MLPSpec
 from initlab.report.figures import FigureInfo, LinePanel, Series
 
 EXACT_WIDTH = 128
@@ -153,11 +152,7 @@ class GlorotGradients(GroupExperiment):
 
         first = runs[0].spec
         steps, batch = first["steps"], first["batch_size"]
-        train, _, fixed = glorot_splits(
-            first["dataset"], steps * batch, 1, first["probe_examples"], first["data_seed"]
-        )
-        widths = (train.num_features, *first["hidden"], train.num_classes)
-        spec = MLPSpec(widths, first["activation"])
+        train, fixed, spec = probed_task(first)
         members = [build_member(spec, run.spec["init"], run.seed) for run in runs]
         total = steps + 2
         with single_thread():

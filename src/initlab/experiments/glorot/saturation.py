@@ -48,13 +48,12 @@ from initlab.experiments.glorot.common import (
     build_member,
     check_dataset_present,
     check_glorot,
-    glorot_splits,
     init_name,
+    probed_task,
     stream_seed,
 )
 from initlab.experiments.mnist_task import group_progress
 from initlab.experiments.registry import register
-from initlab.models.mlp import MLPSpec
 from initlab.report.figures import FigureInfo, HistogramPanel, LinePanel, Series
 
 SATURATED = 0.95
@@ -136,11 +135,7 @@ class GlorotSaturation(GroupExperiment):
 
         first = runs[0].spec
         steps, batch = first["steps"], first["batch_size"]
-        train, _, probe_set = glorot_splits(
-            first["dataset"], steps * batch, 1, first["probe_examples"], first["data_seed"]
-        )
-        widths = (train.num_features, *first["hidden"], train.num_classes)
-        spec = MLPSpec(widths, first["activation"])
+        train, probe_set, spec = probed_task(first)
         every = first["probe_every"]
         with single_thread():
             result = fit_batched(

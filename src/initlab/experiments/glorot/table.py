@@ -58,11 +58,11 @@ from initlab.experiments.glorot.common import (
     glorot_splits,
     init_name,
     mean_and_spread,
+    network_spec,
     stream_seed,
 )
 from initlab.experiments.mnist_task import group_progress
 from initlab.experiments.registry import register
-from initlab.models.mlp import MLPSpec
 from initlab.report.figures import FigureInfo, LinePanel, Series
 
 Budget = Literal["default", "paper"]
@@ -275,8 +275,7 @@ class GlorotTable(GroupExperiment):
         train, valid, test = glorot_splits(
             first["dataset"], n_train, first["valid_size"], first["test_size"], first["data_seed"]
         )
-        widths = (train.num_features, *first["hidden"], train.num_classes)
-        spec = MLPSpec(widths, first["activation"])
+        spec = network_spec(train, first)
         start = time.perf_counter()
         with single_thread():
             result = fit_batched(
