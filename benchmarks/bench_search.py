@@ -42,7 +42,7 @@ import torch
 
 from initlab.experiments.search.common import BOOK_SPACE, build_task, search_job, search_spec
 from initlab.experiments.search.random_search import RandomSearchConfig
-from initlab.search.driver import run_search, study_trials
+from initlab.search.driver import run_search, study_trials, worker_threads
 from initlab.search.task import TrialPlan
 
 ONE_IMAGE = 0.01  # one validation image of 100 (C1's 20% of 500)
@@ -58,14 +58,16 @@ def c1_spec(trials: int, epochs: int, synthetic: bool) -> dict[str, Any]:
     return spec
 
 
-def measure(trials: int, epochs: int, synthetic: bool, workdir: Path) -> dict[str, Any]:
+def measure(
+    trials: int, epochs: int, synthetic: bool, workdir: Path, threads: int
+) -> dict[str, Any]:
     """Time the three runs; compare the batched and one-by-one accuracies."""
     spec = c1_spec(trials, epochs, synthetic)
     job = search_job(spec, 0, str(workdir / "runs.db"), study="bench")
     task = build_task(**job.task_args)
     # 1. the search, batched, with its study
     start, cpu = time.perf_counter(), time.process_time()
-    study, _ = run_search(job)
+    study, _ = run_search(job, threads=threads)
     search_s, search_cpu = time.perf_counter() - start, time.process_time() - cpu
     rows = study_trials(study)
     plans = [TrialPlan(r["number"], r["params"], r["seed"]) for r in rows]
@@ -118,13 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch intra-op threads (0: every core)"
+    )
     parser.add_argument("--synthetic", action="store_true", help="synthetic data (no MNIST)")
     parser.add_argument("--experiment", action="store_true", help="also time the whole C1")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(worker_threads(1, args.threads))
     with tempfile.TemporaryDirectory(prefix="initlab-bench-search-") as tmp:
-        row = measure(args.trials, args.epochs, args.synthetic, Path(tmp))
+        row = measure(args.trials, args.epochs, args.synthetic, Path(tmp), args.threads)
         total = (
             time_experiment(args.trials, args.epochs, args.synthetic, Path(tmp))
             if args.experiment

@@ -86,6 +86,7 @@ CASES = [
     (["run"], "Missing argument 'name'"),
     (["no-such-command"], "No such command"),
     (["run", "exploding-product", "--sett", "x=1"], "No such option"),
+    (["search", "random-search", "--threads", "-1"], "threads must be >= 0"),
     # diagnose: sizes, memory estimate before allocation, schemes
     (["diagnose", "--depth", "0"], "--depth must be at least 1"),
     (["diagnose", "--batch", "1"], "--batch must be at least 2"),

@@ -24,6 +24,7 @@ from initlab.search.driver import (
     SURPLUS_ATTR,
     finished_trials,
     run_search,
+    worker_threads,
 )
 from initlab.search.storage import open_storage
 
@@ -53,6 +54,16 @@ def test_random_search_finds_the_learning_rate_in_the_right_decade(tmp_path: Any
     first = {t.number: t.params["lr"] for t in finished_trials(study)}
     assert {t.number: t.params["lr"] for t in finished_trials(again)} == first
     assert [t.value for t in finished_trials(again)] == [t.value for t in finished_trials(study)]
+
+
+def test_threads_per_worker_share_out_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from initlab.experiments import common
+
+    monkeypatch.setattr(common, "machine_cores", lambda: 4)
+    assert [worker_threads(w) for w in (1, 2, 3, 8)] == [4, 2, 1, 1]
+    assert worker_threads(2, threads=3) == 3
+    with pytest.raises(InitlabError, match="threads must be >= 0"):
+        worker_threads(1, threads=-1)
 
 
 def _search(storage: str, trials: int, batch: int, barrier: Any = None) -> None:

@@ -19,7 +19,7 @@ from initlab.errors import InitlabError
 from initlab.models.mlp import mlp
 from initlab.train.batched import fit_batched
 from initlab.train.batched_layout import SMALL_BATCH, ProductLayout, choose_layout
-from initlab.train.batched_mlp import StackedMLP
+from initlab.train.batched_mlp import FusedDecay, StackedMLP
 
 WIDTHS = [24, 32, 32, 32, 6]
 LAYOUTS = [
@@ -146,3 +146,42 @@ def test_a_diverging_member_in_a_chunk_is_not_updated_and_the_rest_are() -> None
         for m in (0, 2):  # what the optimizer's masked SGD step gives the live members
             torch.testing.assert_close(q[m], p[m] - 0.1 * g[m], atol=1e-6, rtol=1e-5)
         assert torch.equal(q[1], old[1])  # the diverging member stays as it was
+
+
+@pytest.mark.parametrize("chunk", [None, 2])
+def test_fused_weight_decay_is_torchs_coupled_l2_step(chunk: int | None) -> None:
+    """``keep * p - lr * g`` (fused, ``keep = 1 - lr * wd``) equals torch's coupled L2 SGD
+    step ``p - lr * (g + wd * p)`` on the decayed parameters (weights, not biases) and the
+    plain step elsewhere, per member, in one pass and in chunks; a chunk with a diverging
+    member falls back to the same step for its finite members."""
+    data = _data(10)
+    lr, wd = torch.tensor([0.05, 0.1, 0.2]), torch.tensor([0.3, 0.0, 0.1])
+    reference = StackedMLP(_members()[0].spec, _members(), layout=ProductLayout("batch"))
+    reference.train_step(data.x, data.y)  # gradients only
+    stacked = StackedMLP(_members()[0].spec, _members(), layout=ProductLayout("batch", chunk=chunk))
+    mask = [name.endswith("weight") for name in stacked.param_names]
+    decay = FusedDecay.of(lr, wd, mask)
+    _, _, updated = stacked.train_step(data.x, data.y, sgd_lr=lr, sgd_decay=decay)
+    assert updated
+    for name, p, ref, g in zip(
+        stacked.param_names, stacked.params, reference.params, reference.grads, strict=True
+    ):
+        shape = (-1, *[1] * (p.ndim - 1))
+        coef = wd.view(shape) if name.endswith("weight") else 0.0
+        expected = ref - lr.view(shape) * (g + coef * ref)
+        torch.testing.assert_close(p, expected, atol=1e-6, rtol=1e-5, msg=name)
+    if chunk is None:
+        return
+    diverging = StackedMLP(
+        _members()[0].spec, _members(), layout=ProductLayout("batch", chunk=chunk)
+    )
+    with torch.no_grad():
+        diverging.params[0][1].fill_(float("inf"))  # member 1's loss is NaN: chunk 0 not fused
+    before = [p.clone() for p in diverging.params]
+    diverging.train_step(data.x, data.y, sgd_lr=lr, sgd_decay=decay)
+    for name, p, q, old in zip(
+        stacked.param_names, stacked.params, diverging.params, before, strict=True
+    ):
+        for m in (0, 2):
+            torch.testing.assert_close(q[m], p[m], atol=1e-6, rtol=1e-5, msg=name)
+        assert torch.equal(q[1], old[1])

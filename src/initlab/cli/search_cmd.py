@@ -105,6 +105,10 @@ def run_command(
     batch: Annotated[
         int | None, typer.Option("--batch", help="Trials trained together (0: automatic).")
     ] = None,
+    threads: Annotated[
+        int,
+        typer.Option("--threads", help="Intra-op threads per worker (0: the cores / workers)."),
+    ] = 0,
     storage: StorageOption = None,
     timeout: Annotated[
         float | None, typer.Option("--timeout", help="Seconds; no new batch starts after.")
@@ -126,7 +130,7 @@ def run_command(
 ) -> None:
     """Run, resume or join a search; start it on several machines to share the work."""
     from initlab.experiments.search.common import search_job
-    from initlab.search.driver import best_value, counts, run_search
+    from initlab.search.driver import best_value, counts, run_search, worker_threads
     from initlab.search.space import load_space
 
     overrides = list(set or [])
@@ -136,6 +140,7 @@ def run_command(
 
         cfg = replace(cfg, space=load_space(space).to_dict())
     spec = _main_run(experiment, cfg, seed, sampler, pruner)
+    per_worker = worker_threads(workers, threads)
     job = search_job(
         spec, seed, _storage(storage), study=study, trials=trials, batch=batch, timeout=timeout
     )
@@ -143,7 +148,7 @@ def run_command(
     console.print(
         f"[bold]{name}[/]: study [cyan]{job.study}[/], {job.settings.trials} trials, "
         f"sampler {job.settings.sampler}, pruner {job.settings.pruner}, "
-        f"batch {job.settings.batch_size}, {workers} worker(s)"
+        f"batch {job.settings.batch_size}, {workers} worker(s) x {per_worker} thread(s)"
     )
     with _progress_bar(console) as bar:
         task = bar.add_task("trials", total=job.settings.trials, best="-")
@@ -153,7 +158,7 @@ def run_command(
             bar.update(task, completed=done, total=total, **fields)
 
         try:
-            found, report = run_search(job, workers=workers, progress=show)
+            found, report = run_search(job, workers=workers, threads=threads, progress=show)
         except KeyboardInterrupt:
             console.print(
                 "[yellow]interrupted[/]: finished trials are kept; the same command resumes"

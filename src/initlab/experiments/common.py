@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -47,12 +48,27 @@ def single_thread() -> Iterator[None]:
     they gain nothing from parallel threads, and on a busy machine the threads' hand-offs
     make each op 100x slower.
     """
+    with intra_op_threads(1):
+        yield
+
+
+@contextmanager
+def intra_op_threads(count: int) -> Iterator[None]:
+    """Run a block on ``count`` intra-op threads (restored after)."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, count))
     try:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def machine_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def init_label(scheme: str) -> str:

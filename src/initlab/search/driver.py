@@ -360,38 +360,53 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _worker_process(job: SearchJob) -> None:
-    from initlab.experiments.common import single_thread
+def _worker_process(job: SearchJob, threads: int) -> None:
+    from initlab.experiments.common import intra_op_threads
 
     study, storage, space = job.open()
     task = job.task_factory(**job.task_args)
-    with single_thread():
+    with intra_op_threads(threads):
         run_worker(study, storage, task, space, job.settings)
+
+
+def worker_threads(workers: int, threads: int = 0) -> int:
+    """Intra-op threads per worker: ``threads``, or (0) this machine's cores shared out
+    among the ``workers`` processes (at least one each)."""
+    from initlab.experiments.common import machine_cores
+
+    if threads < 0:
+        raise InitlabError(f"threads must be >= 0 (0: the cores / workers), got {threads}")
+    return threads or max(1, machine_cores() // workers)
 
 
 def run_search(
     job: SearchJob,
     *,
     workers: int = 1,
+    threads: int = 0,
     progress: ProgressFn = _no_progress,
     wait: bool = False,
 ) -> tuple[optuna.Study, WorkerReport]:
     """Run (or resume) a search with ``workers`` processes on this machine: this one and
-    ``workers - 1`` spawned ones. ``wait``: when nothing is left to ask, also wait for the
-    trials other workers (elsewhere) are still training. Returns the study and this
-    process's report."""
-    from initlab.experiments.common import single_thread
+    ``workers - 1`` spawned ones, each on ``threads`` intra-op threads (0: the machine's
+    cores shared out among them; batched trials are large products that use them all).
+    ``wait``: when nothing is left to ask, also wait for the trials other workers
+    (elsewhere) are still training. Returns the study and this process's report."""
+    from initlab.experiments.common import intra_op_threads
 
     if workers < 1:
         raise InitlabError(f"workers must be positive, got {workers}")
+    per_worker = worker_threads(workers, threads)
     study, storage, space = job.open()
     task = job.task_factory(**job.task_args)
     ctx = mp.get_context("spawn")
-    others = [ctx.Process(target=_worker_process, args=(job,)) for _ in range(workers - 1)]
+    others = [
+        ctx.Process(target=_worker_process, args=(job, per_worker)) for _ in range(workers - 1)
+    ]
     for proc in others:
         proc.start()
     try:
-        with single_thread():
+        with intra_op_threads(per_worker):
             report = run_worker(study, storage, task, space, job.settings, progress)
     finally:
         for proc in others:
@@ -403,7 +418,7 @@ def run_search(
         wait_for_others(study, storage, job.settings.trials)
         state = counts(study)
         if state["WAITING"] and state["COMPLETE"] + state["PRUNED"] < job.settings.trials:
-            with single_thread():  # trials reclaimed while waiting: train them here
+            with intra_op_threads(per_worker):  # trials reclaimed while waiting: train here
                 more = run_worker(study, storage, task, space, job.settings, progress)
             report.finished += more.finished
             report.reclaimed += more.reclaimed

@@ -137,6 +137,7 @@ class SearchTask:
                 eval_data=self.valid,
                 eval_every=self.per_epoch,
                 eval_train=True,
+                log_every=self.per_epoch,  # a trial keeps its per-epoch accuracies only
                 callback=tracker,
             )
             for j, member in enumerate(result.results):
@@ -177,6 +178,7 @@ class SearchTask:
             eval_data=self.valid,
             eval_every=self.per_epoch,
             eval_train=True,
+            log_every=self.per_epoch,
             callback=lambda row: tracker({**row, "member": 0}),
         )
         return tracker.outcome(0, result.status == "diverged"), model

@@ -50,7 +50,7 @@ from initlab.errors import InitlabError
 from initlab.init import initialize
 from initlab.models.mlp import DropoutMode, MLPSpec, mlp
 from initlab.probes.schedules import Schedule, every
-from initlab.train.batched_mlp import StackedMLP, Tap, load_member
+from initlab.train.batched_mlp import FusedDecay, StackedMLP, Tap, load_member
 from initlab.train.batched_probes import MemberProbes
 from initlab.train.checks import (
     as_dataset,
@@ -212,7 +212,8 @@ def fit_batched(
         callback: called with each history row plus ``"member"``; returning True stops that
             member only.
         loss: only ``"cross_entropy"`` (the members output logits).
-        fuse_sgd: apply plain SGD inside the backward pass (faster). Its rounding differs
+        fuse_sgd: apply SGD without momentum (with its coupled weight decay, if any)
+            inside the backward pass (faster). Its rounding differs
             from an optimizer step by an ulp, which SGD's chaotic dynamics amplify over
             thousands of steps; False sends every update through the optimizer, the same
             arithmetic as ``fit``.
@@ -370,15 +371,27 @@ def _build_optimizer(
 
 
 def _plain_sgd_rate(opt: Optimizer) -> float | Tensor | None:
-    """The learning rate when ``opt`` is plain SGD (no momentum, no weight decay), whose
-    update the engine fuses into its backward pass; None for every other optimizer."""
+    """The learning rate when ``opt`` is SGD without momentum (with or without coupled L2
+    weight decay), whose update the engine fuses into its backward pass; None for every
+    other optimizer."""
     if opt.name not in ("sgd", "momentum"):
         return None
-    h = opt.hparams
-    for key in ("momentum", "weight_decay"):
-        if isinstance(h[key], Tensor) or h[key] != 0.0:
-            return None
-    return h["lr"]
+    momentum = opt.hparams["momentum"]
+    if isinstance(momentum, Tensor) or momentum != 0.0:
+        return None
+    return opt.hparams["lr"]
+
+
+def _fused_decay(opt: Optimizer, mask: Sequence[bool], device: torch.device) -> FusedDecay | None:
+    """The coupled weight decay of a fused SGD step (None without weight decay)."""
+    lr, wd = opt.hparams["lr"], opt.hparams["weight_decay"]
+    if not isinstance(wd, Tensor) and wd == 0.0:
+        return None
+    if isinstance(lr, Tensor):
+        lr = lr.to(device)
+    if isinstance(wd, Tensor):
+        wd = wd.to(device)
+    return FusedDecay.of(lr, wd, mask)
 
 
 @dataclass
@@ -455,6 +468,7 @@ class _Trainer:
         self.sgd_lr = _plain_sgd_rate(opt) if settings.fuse_sgd else None
         if isinstance(self.sgd_lr, Tensor):
             self.sgd_lr = self.sgd_lr.to(device)
+        self.sgd_decay = _fused_decay(opt, mask, device) if self.sgd_lr is not None else None
         self.probes = None
         if settings.probe is not None:
             self.probes = MemberProbes(stacked, probe_layers, histograms)
@@ -501,14 +515,17 @@ class _Trainer:
         tap = self._begin_probes(t) if probing else None
         xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
         fuse = self.sgd_lr is not None and not probing and len(self.alive) == self.n
-        loss, logits, updated = stacked.train_step(xb, yb, tap, self.sgd_lr if fuse else None)
+        logged = evaluated or t % s.log_every == 0
+        penalty = self._penalty() if logged else None  # of the weights before the update
+        loss, logits, updated = stacked.train_step(
+            xb, yb, tap, self.sgd_lr if fuse else None, self.sgd_decay if fuse else None
+        )
         values = loss.tolist()
         # 1. a NaN/Inf loss freezes its member before the update (frozen ones stay NaN)
         if not all(math.isfinite(values[m]) for m in self.alive):
             self._check_divergence(t, values, rows)
-        logged = evaluated or t % s.log_every == 0
-        if logged:
-            self._add_train_metrics(rows, values, logits, yb)
+        if penalty is not None:
+            self._add_train_metrics(rows, values, penalty, logits, yb)
         if not self.alive:
             return
         # 2. the update of the live members; the others keep params, state and BN statistics
@@ -568,13 +585,15 @@ class _Trainer:
             self.probes.discard(t, diverged, ("gradient",))
 
     def _add_train_metrics(
-        self, rows: list[dict[str, Any]], values: list[float], logits: Tensor, y: Tensor
+        self,
+        rows: list[dict[str, Any]],
+        values: list[float],
+        penalty: list[float],
+        logits: Tensor,
+        y: Tensor,
     ) -> None:
-        """train_loss (plus the book's 0.5 * lambda * ||W||^2 when decaying) and train_acc."""
-        penalty = [0.0] * self.n
-        if isinstance(self.wd, Tensor) or self.wd != 0.0:
-            sq = torch.stack([p.pow(2).flatten(1).sum(1) for p in self.penalized]).sum(0)
-            penalty = (0.5 * self.wd * sq).tolist()
+        """train_loss (plus the book's 0.5 * lambda * ||W||^2 of the weights the step's
+        loss was computed with, ``penalty``) and train_acc."""
         # torch.max gives the first maximal index, as argmax, and is much faster over dim 1
         correct = (torch.max(logits, 1).indices == y).sum(1).tolist()
         batch = y.shape[0]
@@ -597,8 +616,8 @@ class _Trainer:
         """The book's ``0.5 * lambda * ||W||^2`` of every member (0 without weight decay)."""
         if not isinstance(self.wd, Tensor) and self.wd == 0.0:
             return [0.0] * self.n
-        sq = torch.stack([p.pow(2).flatten(1).sum(1) for p in self.penalized]).sum(0)
-        return (0.5 * self.wd * sq).tolist()
+        sq = torch.stack([torch.linalg.vector_norm(p.flatten(1), dim=1) for p in self.penalized])
+        return (0.5 * self.wd * sq.double().square().sum(0)).tolist()
 
     def _log(self, t: int, rows: list[dict[str, Any]]) -> None:
         callback = self.s.callback

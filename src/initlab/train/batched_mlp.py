@@ -15,7 +15,8 @@ batch]``, so that every layer is one batched matrix product over contiguous memo
 4. Loss: the mean softmax cross-entropy of each member, dL/dZ_L = (softmax - onehot) / B.
 5. Optionally, plain SGD is applied inside the weight-gradient products:
    ``W <- W - lr * dZ @ H^T`` is one ``baddbmm_`` with ``alpha = -lr``, so the gradients
-   are never written and no separate optimizer pass reads them.
+   are never written and no separate optimizer pass reads them; coupled L2 weight decay
+   (:class:`FusedDecay`) scales the weights by ``1 - lr * wd`` just before.
 6. The layout of those products is chosen by shape, from a measurement
    (:mod:`initlab.train.batched_layout`): at small batches or with wide layers dL/dH is
    computed batch-major (``dZ^T @ W`` into ``[N, B, F]`` memory, seen through ``[N, F, B]``
@@ -101,6 +102,45 @@ class _Affine:
     bias: Tensor | None  # the bias parameter itself, [N, out]
     gw: Tensor  # like w
     gb: Tensor | None  # [N, out]
+
+
+@dataclass(frozen=True)
+class FusedDecay:
+    """Coupled L2 weight decay for the fused SGD step (torch's ``SGD(weight_decay=wd)``):
+
+    ``p <- p - lr * (g + wd * p) = keep * p - lr * g`` with ``keep = 1 - lr * wd``.
+
+    ``wd`` and ``keep`` are floats or ``[N]`` tensors (one per member); ``mask[i]`` says
+    whether parameter ``i`` (in :attr:`StackedMLP.params` order) is decayed.
+    """
+
+    wd: float | Tensor
+    keep: float | Tensor
+    mask: tuple[bool, ...]
+
+    @classmethod
+    def of(cls, lr: float | Tensor, wd: float | Tensor, mask: Sequence[bool]) -> FusedDecay:
+        """The decay of rate ``lr`` and coefficient ``wd``."""
+        return cls(wd, 1.0 - lr * wd, tuple(mask))
+
+    def members(self, start: int, stop: int) -> FusedDecay:
+        """The decay of members ``start:stop``."""
+        wd, keep = self.wd, self.keep
+        return FusedDecay(
+            wd[start:stop] if isinstance(wd, Tensor) else wd,
+            keep[start:stop] if isinstance(keep, Tensor) else keep,
+            self.mask,
+        )
+
+    def apply(self, params: Sequence[Tensor], index: int) -> None:
+        """``params[index] *= keep`` when that parameter is decayed."""
+        if not self.mask[index]:
+            return
+        p = params[index]
+        if isinstance(self.keep, Tensor):
+            p.mul_(self.keep.view(-1, *[1] * (p.ndim - 1)))
+        elif self.keep != 1.0:
+            p.mul_(self.keep)
 
 
 class StepOutput(NamedTuple):
@@ -389,7 +429,12 @@ class StackedMLP:
     # ------------------------------------------------------------------------ backward
     @torch.no_grad()
     def train_step(
-        self, x: Tensor, y: Tensor, tap: Tap | None = None, sgd_lr: float | Tensor | None = None
+        self,
+        x: Tensor,
+        y: Tensor,
+        tap: Tap | None = None,
+        sgd_lr: float | Tensor | None = None,
+        sgd_decay: FusedDecay | None = None,
     ) -> StepOutput:
         """Forward and backward on one minibatch in train mode; fills :attr:`grads`.
 
@@ -402,32 +447,48 @@ class StackedMLP:
                 gradients and a separate optimizer pass. A float, or ``[N]`` per member.
                 Only when every loss is finite; otherwise (and always without it) the
                 gradients go to :attr:`grads` and ``updated`` is False.
+            sgd_decay: with ``sgd_lr``, coupled L2 weight decay (torch's SGD
+                ``weight_decay``) in the same fused step: ``W <- W - lr * (dL/dW + wd * W)``
+                is computed as ``W <- keep * W - lr * dL/dW`` with ``keep = 1 - lr * wd``,
+                for the parameters its mask selects.
         """
-        return self._pass(x, y, True, tap, sgd_lr)
+        return self._pass(x, y, True, tap, sgd_lr, sgd_decay)
 
     @torch.no_grad()
     def eval_grad_step(self, x: Tensor, y: Tensor, tap: Tap | None = None) -> Tensor:
         """Forward and backward in eval mode (running batch-norm statistics, no dropout),
         e.g. on a fixed probe set; fills :attr:`grads` and returns the losses ``[N]``."""
-        return self._pass(x, y, False, tap, None).loss
+        return self._pass(x, y, False, tap, None, None).loss
 
     def _pass(
-        self, x: Tensor, y: Tensor, train: bool, tap: Tap | None, sgd_lr: float | Tensor | None
+        self,
+        x: Tensor,
+        y: Tensor,
+        train: bool,
+        tap: Tap | None,
+        sgd_lr: float | Tensor | None,
+        decay: FusedDecay | None,
     ) -> StepOutput:
         ws = self.workspace(x.shape[0], train, True)
         if tap is None and ws.layout.chunk is not None and ws.layout.chunk < self.n:
-            return self._chunked_pass(x, y, train, ws, sgd_lr)
+            return self._chunked_pass(x, y, train, ws, sgd_lr, decay)
         logits = self.forward(x, train, ws, tap)
         assert ws.minus_one is not None
         target = y.view(1, 1, -1).expand(self.n, 1, -1)
         loss = softmax_cross_entropy_(logits, target, ws.minus_one, ws.gz[-1])
         if sgd_lr is not None and not all(math.isfinite(v) for v in loss.tolist()):
             sgd_lr = None  # a diverging member must not be updated: gradients instead
-        self._backward(x, ws, train, tap, sgd_lr)
+        self._backward(x, ws, train, tap, sgd_lr, decay if sgd_lr is not None else None)
         return StepOutput(loss, logits, sgd_lr is not None)
 
     def _backward(
-        self, x: Tensor, ws: Workspace, train: bool, tap: Tap | None, sgd_lr: float | Tensor | None
+        self,
+        x: Tensor,
+        ws: Workspace,
+        train: bool,
+        tap: Tap | None,
+        sgd_lr: float | Tensor | None,
+        decay: FusedDecay | None,
     ) -> None:
         dropout = train and self.use_dropout
         neg_lr = None if not isinstance(sgd_lr, Tensor) else (-sgd_lr).view(-1, 1, 1)
@@ -441,7 +502,7 @@ class StackedMLP:
             if sgd_lr is None:
                 self._weight_grads(i, gz, x, ws)
             else:
-                self._sgd_update(i, gz, x, ws, sgd_lr, neg_lr)
+                self._sgd_update(i, gz, x, ws, sgd_lr, neg_lr, decay)
             if i == 0:
                 return
             gh = ws.gh[j]
@@ -466,11 +527,17 @@ class StackedMLP:
                     tap("gradient", f"norm{j + 1}", ws.gu[j])
                 self._batchnorm_backward(j, ws, train)
                 if sgd_lr is not None:
-                    self._sgd_norm_update(j, sgd_lr)
+                    self._sgd_norm_update(j, sgd_lr, decay)
 
     # ----------------------------------------------------------------- member chunks
     def _chunked_pass(
-        self, x: Tensor, y: Tensor, train: bool, ws: Workspace, sgd_lr: float | Tensor | None
+        self,
+        x: Tensor,
+        y: Tensor,
+        train: bool,
+        ws: Workspace,
+        sgd_lr: float | Tensor | None,
+        decay: FusedDecay | None,
     ) -> StepOutput:
         """:meth:`_pass` over chunks of ``ws.layout.chunk`` members, one after the other
         (their weights stay in cache from the forward to the backward pass; see
@@ -488,20 +555,25 @@ class StackedMLP:
             lr = sgd_lr
             if isinstance(sgd_lr, Tensor):
                 lr = sgd_lr[start : start + sub.n]
-            loss, logits, updated = sub._pass(x, y, train, None, lr)
+            part = None if decay is None else decay.members(start, start + sub.n)
+            loss, logits, updated = sub._pass(x, y, train, None, lr, part)
             if lr is not None and not updated:
-                sub._masked_sgd(loss, lr)
+                sub._masked_sgd(loss, lr, part)
             ws.z[-1][start : start + sub.n].copy_(logits)
             losses.append(loss)
         return StepOutput(torch.cat(losses), ws.z[-1], sgd_lr is not None)
 
-    def _masked_sgd(self, loss: Tensor, lr: float | Tensor) -> None:
-        """p <- p - lr * grad for the members with a finite ``loss`` (the others stay)."""
+    def _masked_sgd(self, loss: Tensor, lr: float | Tensor, decay: FusedDecay | None) -> None:
+        """p <- p - lr * (grad + wd * p) for the members with a finite ``loss`` (the others
+        stay); ``wd * p`` only where ``decay`` applies."""
         keep = torch.isfinite(loss)
         rate = lr if isinstance(lr, Tensor) else torch.full_like(loss, float(lr))
         rate = torch.where(keep, rate, torch.zeros_like(rate))
-        for p, g in zip(self.params, self.grads, strict=True):
+        for index, (p, g) in enumerate(zip(self.params, self.grads, strict=True)):
             shape = (-1, *[1] * (p.ndim - 1))
+            if decay is not None and decay.mask[index]:
+                wd = decay.wd.view(shape) if isinstance(decay.wd, Tensor) else decay.wd
+                g = g + wd * p
             p.sub_(torch.where(keep.view(shape), g, torch.zeros_like(g)) * rate.view(shape))
 
     def _chunks(self, layout: ProductLayout) -> list[tuple[int, StackedMLP]]:
@@ -550,10 +622,16 @@ class StackedMLP:
         ws: Workspace,
         lr: float | Tensor,
         neg_lr: Tensor | None,
+        decay: FusedDecay | None,
     ) -> None:
         """W <- W - lr * dZ @ H^T and b <- b - lr * sum_b dZ, in the products themselves
-        (per-member rates scale dZ first; dZ is not needed afterwards)."""
+        (per-member rates scale dZ first; dZ is not needed afterwards). With ``decay``,
+        the decayed parameters are first scaled by ``keep = 1 - lr * wd``."""
         layer = self.layers[i]
+        if decay is not None:
+            decay.apply(self.params, self.weight[i])
+            if self.bias[i] is not None:
+                decay.apply(self.params, self.bias[i])
         alpha = 1.0
         if neg_lr is not None:
             gz.mul_(neg_lr)
@@ -567,10 +645,13 @@ class StackedMLP:
             torch.sum(gz, 2, out=layer.gb)
             layer.bias.add_(layer.gb, alpha=alpha)
 
-    def _sgd_norm_update(self, j: int, lr: float | Tensor) -> None:
-        """gamma, beta <- gamma, beta - lr * their gradients (fused-SGD steps)."""
+    def _sgd_norm_update(self, j: int, lr: float | Tensor, decay: FusedDecay | None) -> None:
+        """gamma, beta <- gamma, beta - lr * their gradients (fused-SGD steps; scaled by
+        ``keep`` first where ``decay`` applies)."""
         for index in (self.gamma[j], self.beta[j]):
             assert index is not None
+            if decay is not None:
+                decay.apply(self.params, index)
             if isinstance(lr, Tensor):
                 self.params[index].addcmul_(self.grads[index], lr.view(-1, 1), value=-1.0)
             else:
