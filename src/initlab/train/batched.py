@@ -15,8 +15,10 @@ out by hand (:mod:`initlab.train.batched_mlp`): the first layer, which reads the
 minibatch, is one matrix product for all members, later layers one batched product each,
 with no autograd and no allocation per step. The optimizers of
 :mod:`initlab.train.optim` update all members at once with per-member hyperparameters;
-plain SGD (no momentum, no weight decay) is fused into the weight-gradient products
-instead (``W <- W - lr * dZ @ H^T`` in one ``baddbmm``), except on probed steps, whose
+SGD without momentum is fused into the weight-gradient products instead
+(``W <- W - lr * dZ @ H^T`` in one ``baddbmm``; coupled L2 weight decay first scales
+``W`` by ``1 - lr * weight_decay``, as ``W - lr * (dW + weight_decay * W)``), except on
+probed steps, whose
 records need the gradients, and from the step on which a member diverges or is stopped
 (the frozen member must not be updated), after which every update goes through the
 optimizer.

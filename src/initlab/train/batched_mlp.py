@@ -441,7 +441,7 @@ class StackedMLP:
         Args:
             x: ``[B, in]`` inputs shared by all members; y: ``[B]`` int64 class labels.
             tap: sees every intermediate (for probes).
-            sgd_lr: fuse plain SGD (no momentum, no weight decay) into the backward pass:
+            sgd_lr: fuse SGD without momentum into the backward pass:
                 ``W <- W - lr * dL/dW`` is computed by the weight-gradient products
                 themselves (``baddbmm`` with ``alpha = -lr``), which saves writing the
                 gradients and a separate optimizer pass. A float, or ``[N]`` per member.
