@@ -18,8 +18,14 @@ from initlab.data.dataset import Dataset
 from initlab.errors import InitlabError
 from initlab.models.mlp import mlp
 from initlab.train.batched import fit_batched
-from initlab.train.batched_layout import SMALL_BATCH, ProductLayout, choose_layout
+from initlab.train.batched_layout import (
+    DEFER_STEPS,
+    SMALL_BATCH,
+    ProductLayout,
+    choose_layout,
+)
 from initlab.train.batched_mlp import FusedDecay, StackedMLP
+from initlab.train.fit import fit
 
 WIDTHS = [24, 32, 32, 32, 6]
 LAYOUTS = [
@@ -185,3 +191,61 @@ def test_fused_weight_decay_is_torchs_coupled_l2_step(chunk: int | None) -> None
         for m in (0, 2):
             torch.testing.assert_close(q[m], p[m], atol=1e-6, rtol=1e-5, msg=name)
         assert torch.equal(q[1], old[1])
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_deferred_updates_give_the_same_steps(batchnorm: bool) -> None:
+    """SGD updates kept as low-rank factors and written back every 3 steps give the losses,
+    logits (training and evaluation passes between write-backs) and final weights of the
+    update at every step, to float32 rounding; a shorter last batch and a non-fused step
+    (the optimizer's path) write the pending updates back first."""
+    data = _data(40)
+    lr = torch.tensor([0.05, 0.1, 0.2])
+    runs = []
+    for defer in (1, 3):
+        models = _members(batchnorm=batchnorm, dropout=0.2)
+        layout = ProductLayout(grad_major="batch", defer=defer)
+        stacked = StackedMLP(models[0].spec, models, dropout_seeds=[1, 2, 3], layout=layout)
+        seen = []
+        for step in range(8):
+            rows = slice(0, 6) if step == 7 else slice(step * 4, step * 4 + 10)
+            loss, logits, updated = stacked.train_step(data.x[rows], data.y[rows], sgd_lr=lr)
+            assert updated
+            seen += [loss.clone(), logits.clone(), stacked.forward(data.x, False).clone()]
+        deferred = stacked._deferred
+        assert (deferred is not None and deferred.used == 6) is (defer == 3)  # 6 of 30 left
+        stacked.train_step(data.x[:10], data.y[:10])  # gradients only: written back first
+        assert deferred is None or not deferred.pending
+        seen += [g.clone() for g in stacked.grads]
+        seen += list(stacked.member_state_dict(1).values())
+        runs.append(seen)
+    for a, b in zip(*runs, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_the_engine_defers_at_small_batches_on_wide_layers_as_fit_steps() -> None:
+    widths = [40, 512, 512, 5]
+    assert choose_layout(10, 2, tuple(widths)).defer == DEFER_STEPS > 1
+    assert choose_layout(128, 2, tuple(widths)).defer == 1
+    g = torch.Generator().manual_seed(5)
+    data = Dataset(
+        torch.randn(200, 40, generator=g), torch.randint(0, 5, (200,), generator=g), "wide"
+    )
+    members = []
+    for i in range(2):
+        torch.manual_seed(20 + i)
+        members.append(mlp(widths, "tanh"))
+    batched = fit_batched(
+        members, data, lr=[0.05, 0.2], steps=11, batch_size=10, eval_data=data, eval_every=5
+    )
+    for i, member in enumerate(batched):
+        torch.manual_seed(20 + i)
+        model = mlp(widths, "tanh")
+        single = fit(model, data, lr=[0.05, 0.2][i], steps=11, batch_size=10, eval_data=data,
+                     eval_every=5)  # fmt: skip
+        for a, b in zip(single.history, member.history, strict=True):
+            for key in ("train_loss", "valid_loss", "valid_acc"):
+                if key in a:
+                    assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (i, key)
+        for name, value in model.state_dict().items():
+            torch.testing.assert_close(member.final_state[name], value, atol=1e-5, rtol=1e-4)

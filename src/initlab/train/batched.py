@@ -561,6 +561,7 @@ class _Trainer:
         """Start step ``t``'s probe records; the tap for the training pass (None when a fixed
         probe set is probed instead, which happens here, in eval mode)."""
         assert self.probes is not None
+        self.stacked.sync_weights()  # the probes read the weights
         self.probes.begin(t, self.alive)
         data = self.s.probe_data
         if data is None:

@@ -96,13 +96,18 @@ class ProductLayout:
     ``dZ^T @ W``). ``members``: one ``bmm`` over the members, or a loop of ``mm``.
     ``chunk``: a training step runs forward and backward over at most this many members at
     a time, so that their weights are still in cache when the backward pass reads them.
+    ``defer``: fused SGD updates are kept aside as low-rank factors and written into the
+    weights every ``defer`` steps (:mod:`~initlab.train.batched_deferred`; 1: every step).
     """
 
     grad_major: Major = "feature"
     members: MemberMode = "batched"
     chunk: int | None = None  # members per pass (None: all in one pass)
+    defer: int = 1  # fused SGD steps whose updates are written into the weights together
 
     def __post_init__(self) -> None:
+        if self.defer < 1:
+            raise InitlabError(f"defer must be a positive number of steps, got {self.defer}")
         if self.chunk is not None and self.chunk < 1:
             raise InitlabError(f"chunk must be a positive number of members, got {self.chunk}")
         if self.grad_major not in MAJORS:
@@ -120,7 +125,16 @@ def choose_layout(batch: int, members: int, widths: tuple[int, ...]) -> ProductL
     """
     del members  # measured: no effect on the best choice (module docstring)
     wide = max(widths[1:-1], default=0) >= WIDE
-    return ProductLayout(grad_major="batch" if batch <= SMALL_BATCH or wide else "feature")
+    small = batch <= SMALL_BATCH
+    return ProductLayout(
+        grad_major="batch" if small or wide else "feature",
+        defer=DEFER_STEPS if small and wide else 1,
+    )
+
+
+#: Fused SGD steps whose updates are written back together at small batches with wide
+#: layers (memory-bound products; :mod:`~initlab.train.batched_deferred`).
+DEFER_STEPS = 4
 
 
 def grad_buffer(

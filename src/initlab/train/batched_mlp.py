@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from initlab.errors import InitlabError
 from initlab.models.mlp import MLPSpec, mlp
 from initlab.train import batched_layout
+from initlab.train.batched_deferred import DeferredUpdates
 from initlab.train.batched_layout import ProductLayout, choose_layout
 from initlab.train.batched_ops import activation_kernels, softmax_cross_entropy_
 
@@ -227,6 +228,8 @@ class StackedMLP:
         #: bool ``[N]`` or None: members whose batch-norm running statistics stay put
         self.frozen: Tensor | None = None
         self.layout = layout
+        self._deferred: DeferredUpdates | None = None  # fused updates not yet in the weights
+        self._deferring = False  # the current pass keeps its updates in _deferred
 
     def _affine(self, i: int) -> _Affine:
         w, gw = self.params[self.weight[i]], self.grads[self.weight[i]]
@@ -259,8 +262,15 @@ class StackedMLP:
         self._generators = {n: torch.Generator().manual_seed(seeds[n]) for n in self._dropping}
 
     # ------------------------------------------------------------------ members in and out
+    def sync_weights(self) -> None:
+        """Write deferred SGD updates into the weights (:mod:`~initlab.train.batched_deferred`),
+        before :attr:`params` is read or changed from outside a fused training step."""
+        if self._deferred is not None:
+            self._deferred.flush()
+
     def member_state_dict(self, member: int) -> dict[str, Tensor]:
         """Member ``member``'s ``state_dict`` (CPU copies), loadable into ``mlp(**spec)``."""
+        self.sync_weights()
         state = {
             name: p[member].detach().to("cpu", copy=True)
             for name, p in zip(self.param_names, self.params, strict=True)
@@ -343,13 +353,18 @@ class StackedMLP:
         h_prev = x
         for i, layer in enumerate(self.layers):
             z = ws.z[i]
+            deferred = self._deferred if self._deferred and self._deferred.pending else None
             if i == 0:  # one GEMM for all members: [N*out, in] @ [in, B]
                 if layer.b is None:
                     torch.mm(layer.w, x.t(), out=z.view(-1, batch))
                 else:
                     torch.addmm(layer.b, layer.w, x.t(), out=z.view(-1, batch))
+                if deferred is not None:
+                    deferred.correct_forward(0, x, z.view(-1, batch))
             else:
                 batched_layout.affine_forward(ws.layout, layer.w, layer.b, h_prev, z)
+                if deferred is not None:
+                    deferred.correct_forward(i, h_prev, z)
             if tap is not None:
                 tap("preactivation", f"linear{i + 1}", z)
             if i < depth - 1:
@@ -471,14 +486,34 @@ class StackedMLP:
     ) -> StepOutput:
         ws = self.workspace(x.shape[0], train, True)
         if tap is None and ws.layout.chunk is not None and ws.layout.chunk < self.n:
+            self.sync_weights()
             return self._chunked_pass(x, y, train, ws, sgd_lr, decay)
+        batch = x.shape[0]
+        deferring = sgd_lr is not None and decay is None and tap is None and ws.layout.defer > 1
+        if not deferring:
+            self.sync_weights()  # gradients and optimizer steps see the weights as they are
+        elif self._deferred is None or self._deferred.capacity != ws.layout.defer * batch:
+            self.sync_weights()
+            weights = [layer.w for layer in self.layers]
+            self._deferred = DeferredUpdates(weights, ws.layout.defer, batch)
+        elif not self._deferred.fits(batch):
+            self._deferred.flush()
         logits = self.forward(x, train, ws, tap)
         assert ws.minus_one is not None
         target = y.view(1, 1, -1).expand(self.n, 1, -1)
         loss = softmax_cross_entropy_(logits, target, ws.minus_one, ws.gz[-1])
         if sgd_lr is not None and not all(math.isfinite(v) for v in loss.tolist()):
             sgd_lr = None  # a diverging member must not be updated: gradients instead
-        self._backward(x, ws, train, tap, sgd_lr, decay if sgd_lr is not None else None)
+            deferring = False
+            self.sync_weights()
+        self._deferring = deferring
+        try:
+            self._backward(x, ws, train, tap, sgd_lr, decay if sgd_lr is not None else None)
+        finally:
+            self._deferring = False
+        if deferring:
+            assert self._deferred is not None
+            self._deferred.step_done(batch)
         return StepOutput(loss, logits, sgd_lr is not None)
 
     def _backward(
@@ -499,6 +534,8 @@ class StackedMLP:
             j = i - 1  # the hidden layer below
             if i > 0:  # dL/dH below, with W as it was before any update
                 batched_layout.input_grad(ws.layout, layer.w, gz, ws.gh[j])
+                if self._deferred is not None and self._deferred.pending:
+                    self._deferred.correct_input_grad(i, gz, ws.gh[j])
             if sgd_lr is None:
                 self._weight_grads(i, gz, x, ws)
             else:
@@ -601,7 +638,8 @@ class StackedMLP:
         sub._generators = {n: self._generators[n + start] for n in sub._dropping}
         sub._workspaces = OrderedDict()
         sub._chunk_cache = None
-        sub.layout = layout
+        sub._deferred = None
+        sub.layout = replace(layout, defer=1)  # chunks update their views at once
         return sub
 
     def _weight_grads(self, i: int, gz: Tensor, x: Tensor, ws: Workspace) -> None:
@@ -637,7 +675,11 @@ class StackedMLP:
             gz.mul_(neg_lr)
         else:
             alpha = -float(lr)
-        if i == 0:
+        if self._deferring:  # kept aside, written into W every ``defer`` steps
+            assert self._deferred is not None
+            h = x if i == 0 else ws.h[i - 1]
+            self._deferred.add(i, gz.view(-1, ws.batch) if i == 0 else gz, h, alpha)
+        elif i == 0:
             layer.w.addmm_(gz.view(-1, ws.batch), x, alpha=alpha)
         else:
             batched_layout.fused_update(ws.layout, layer.w, gz, ws.ht[i - 1], alpha)
