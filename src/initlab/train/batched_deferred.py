@@ -47,7 +47,8 @@ class DeferredUpdates:
 
     def __init__(self, weights: Sequence[Tensor], steps: int, batch: int) -> None:
         self.weights = list(weights)
-        self.capacity = steps * batch
+        self.steps = steps
+        self.capacity = steps * batch  # columns of U and V: the rank of the pending updates
         self.used = 0
         w0 = self.weights[0]
         dtype, device = w0.dtype, w0.device

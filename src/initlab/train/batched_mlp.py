@@ -492,7 +492,11 @@ class StackedMLP:
         deferring = sgd_lr is not None and decay is None and tap is None and ws.layout.defer > 1
         if not deferring:
             self.sync_weights()  # gradients and optimizer steps see the weights as they are
-        elif self._deferred is None or self._deferred.capacity != ws.layout.defer * batch:
+        elif (
+            self._deferred is None
+            or self._deferred.steps != ws.layout.defer
+            or batch > self._deferred.capacity
+        ):
             self.sync_weights()
             weights = [layer.w for layer in self.layers]
             self._deferred = DeferredUpdates(weights, ws.layout.defer, batch)
