@@ -29,8 +29,10 @@ from initlab.train.fit import fit
 
 WIDTHS = [24, 32, 32, 32, 6]
 LAYOUTS = [
-    ProductLayout(grad_major=g, members=m)
-    for g, m in itertools.product(("feature", "batch"), ("batched", "looped"))
+    ProductLayout(grad_major=g, forward_major=f, members=m)
+    for g, f, m in itertools.product(
+        ("feature", "batch"), ("feature", "batch"), ("batched", "looped")
+    )
 ]
 
 
@@ -49,6 +51,9 @@ def _data(n: int = 120) -> Dataset:
 
 def test_choice_follows_the_measurement() -> None:
     assert choose_layout(10, 12, (1024, 1000, 9)).grad_major == "batch"
+    assert choose_layout(10, 12, (1024, 1000, 9)).forward_major == "batch"
+    assert choose_layout(128, 3, (1024, 1000, 9)).forward_major == "feature"
+    assert choose_layout(10, 3, (784, 100, 10)).forward_major == "feature"
     assert choose_layout(SMALL_BATCH, 3, (784, 100, 10)).grad_major == "batch"
     assert choose_layout(128, 3, (784, 100, 10)).grad_major == "feature"
     assert choose_layout(128, 3, (1024, 1000, 1000, 9)) == ProductLayout("batch", chunk=None)
@@ -204,7 +209,7 @@ def test_deferred_updates_give_the_same_steps(batchnorm: bool) -> None:
     runs = []
     for defer in (1, 3):
         models = _members(batchnorm=batchnorm, dropout=0.2)
-        layout = ProductLayout(grad_major="batch", defer=defer)
+        layout = ProductLayout(grad_major="batch", forward_major="batch", defer=defer)
         stacked = StackedMLP(models[0].spec, models, dropout_seeds=[1, 2, 3], layout=layout)
         seen = []
         for step in range(8):

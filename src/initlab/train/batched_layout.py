@@ -96,11 +96,15 @@ class ProductLayout:
     ``dZ^T @ W``). ``members``: one ``bmm`` over the members, or a loop of ``mm``.
     ``chunk``: a training step runs forward and backward over at most this many members at
     a time, so that their weights are still in cache when the backward pass reads them.
-    ``defer``: fused SGD updates are kept aside as low-rank factors and written into the
-    weights every ``defer`` steps (:mod:`~initlab.train.batched_deferred`; 1: every step).
+    ``forward_major``: memory order of the activations of layers ``l > 1`` ("feature":
+    ``[N, F, B]``, ``Z = W @ H``; "batch": ``[N, B, F]`` memory, ``Z^T = H^T @ W^T`` as
+    ``nn.Linear`` computes it). ``defer``: fused SGD updates are kept aside as low-rank
+    factors and written into the weights every ``defer`` steps
+    (:mod:`~initlab.train.batched_deferred`; 1: every step).
     """
 
     grad_major: Major = "feature"
+    forward_major: Major = "feature"  # memory order of the activations of layers > 1
     members: MemberMode = "batched"
     chunk: int | None = None  # members per pass (None: all in one pass)
     defer: int = 1  # fused SGD steps whose updates are written into the weights together
@@ -110,6 +114,8 @@ class ProductLayout:
             raise InitlabError(f"defer must be a positive number of steps, got {self.defer}")
         if self.chunk is not None and self.chunk < 1:
             raise InitlabError(f"chunk must be a positive number of members, got {self.chunk}")
+        if self.forward_major not in MAJORS:
+            raise InitlabError(f"forward_major must be one of {MAJORS}, got {self.forward_major!r}")
         if self.grad_major not in MAJORS:
             raise InitlabError(f"grad_major must be one of {MAJORS}, got {self.grad_major!r}")
         if self.members not in MEMBER_MODES:
@@ -128,6 +134,7 @@ def choose_layout(batch: int, members: int, widths: tuple[int, ...]) -> ProductL
     small = batch <= SMALL_BATCH
     return ProductLayout(
         grad_major="batch" if small or wide else "feature",
+        forward_major="batch" if small and wide else "feature",
         defer=DEFER_STEPS if small and wide else 1,
     )
 
@@ -154,7 +161,23 @@ def grad_buffer(
 def affine_forward(
     layout: ProductLayout, w: Tensor, b: Tensor | None, h: Tensor, z: Tensor
 ) -> None:
-    """``z = w @ h (+ b)``: ``w`` ``[N, out, in]``, ``h`` ``[N, in, B]``, ``b`` ``[N, out, 1]``."""
+    """``z = w @ h (+ b)``: ``w`` ``[N, out, in]``, ``h`` ``[N, in, B]``, ``b`` ``[N, out, 1]``;
+    batch-major (``forward_major="batch"``, ``z`` a view of ``[N, B, out]`` memory) as
+    ``z^T = h^T @ w^T (+ b^T)``."""
+    if layout.forward_major == "batch":
+        zt, ht, wt = z.transpose(1, 2), h.transpose(1, 2), w.transpose(1, 2)
+        bt = None if b is None else b.transpose(1, 2)
+        if layout.members == "looped":
+            for n in range(w.shape[0]):
+                if bt is None:
+                    torch.mm(ht[n], wt[n], out=zt[n])
+                else:
+                    torch.addmm(bt[n], ht[n], wt[n], out=zt[n])
+        elif bt is None:
+            torch.bmm(ht, wt, out=zt)
+        else:
+            torch.baddbmm(bt, ht, wt, out=zt)
+        return
     if layout.members == "looped":
         for n in range(w.shape[0]):
             if b is None:

@@ -301,6 +301,14 @@ class StackedMLP:
         def buf(width: int) -> Tensor:
             return torch.empty(n, width, batch, device=self.device, dtype=self.dtype)
 
+        def activation_buf(width: int, layer: int) -> Tensor:
+            """An activation buffer of layer ``layer + 1``, in the layout's memory order
+            (layer 1's output stays feature-major: it is one [N*out, B] product)."""
+            if layer > 0 and ws.layout.forward_major == "batch":
+                memory = torch.empty(n, batch, width, device=self.device, dtype=self.dtype)
+                return memory.transpose(1, 2)
+            return buf(width)
+
         shared: dict[tuple[str, int], Tensor] = {}
 
         def scratch(role: str, width: int) -> Tensor:
@@ -310,16 +318,16 @@ class StackedMLP:
                 shared[role, width] = buf(width)
             return shared[role, width]
 
-        ws.z = [buf(w) for w in widths[1:]]
+        ws.z = [activation_buf(w, i) for i, w in enumerate(widths[1:])]
         for i, width in enumerate(widths[1:-1]):
-            ws.u.append(buf(width) if bn else ws.z[i])
-            ws.a.append(ws.u[i] if self.act.output_only else buf(width))
+            ws.u.append(activation_buf(width, i) if bn else ws.z[i])
+            ws.a.append(ws.u[i] if self.act.output_only else activation_buf(width, i))
             if bn:
-                ws.xhat.append(buf(width))
+                ws.xhat.append(activation_buf(width, i))
                 ws.invstd.append(torch.empty(n, width, 1, device=self.device, dtype=self.dtype))
             ones = torch.ones(n, width, batch, device=self.device, dtype=self.dtype)
             ws.mask.append(ones if drop else ws.a[i])
-            ws.h.append(buf(width) if drop else ws.a[i])
+            ws.h.append(activation_buf(width, i) if drop else ws.a[i])
             ws.ht.append(ws.h[i].transpose(1, 2))
             if grad:
                 if ("gh", width) not in shared:  # in the layout's memory order
