@@ -71,6 +71,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 td.help { color: var(--muted); }
 td.list code { white-space: normal; overflow-wrap: anywhere; }
 td code { overflow-wrap: anywhere; }
+.provenance td { overflow-wrap: anywhere; }  /* platform strings and timestamps of any length */
 td.empty { color: var(--muted); font-style: italic; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .85em;
        background: var(--soft); padding: .05rem .3rem; border-radius: 4px; }
