@@ -87,3 +87,28 @@ def test_deep_cnn_keeps_width_after_first_layer() -> None:
     assert convs[0].in_channels == 1
     assert all(c.in_channels == c.out_channels == 12 for c in convs[1:])
     assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_deep_cnn_strides_and_readouts() -> None:
+    # strides (1, 2, 2) take 28x28 to 7x7; the flattening readout sees every position
+    model = deep_cnn(5, 4, strides=(1, 2, 2), readout="flatten", image_size=28)
+    convs = [m for m in model if isinstance(m, nn.Conv2d)]
+    assert [c.stride for c in convs] == [(1, 1), (2, 2), (2, 2), (1, 1), (1, 1)]
+    assert model.linear.in_features == 4 * 7 * 7 and "pool" not in dict(model.named_children())
+    assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+    assert deep_cnn(3, 4, strides=(2,), readout="flatten", image_size=15).linear.in_features == (
+        4 * 8 * 8
+    )  # ceil(15 / 2)
+    pooled = deep_cnn(4, 4, strides=(2, 2))  # the default readout: global average pooling
+    assert pooled.linear.in_features == 4 and pooled(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_deep_cnn_rejects_bad_strides_and_readouts() -> None:
+    with pytest.raises(InitlabError, match="strides"):
+        deep_cnn(2, 4, strides=(1, 2, 2))
+    with pytest.raises(InitlabError, match="strides"):
+        deep_cnn(3, 4, strides=(0,))
+    with pytest.raises(InitlabError, match="readout must be one of"):
+        deep_cnn(3, 4, readout="max")  # type: ignore[arg-type]
+    with pytest.raises(InitlabError, match="image_size"):
+        deep_cnn(3, 4, readout="flatten")
