@@ -136,9 +136,14 @@ def _timed(owner: Any, attr: str, counter: list[float]) -> None:
 
 
 def child(name: str, overrides: list[str], quick: bool, out: Path, result: Path) -> int:
-    """Run one experiment in this process, timing its parts; write them to ``result``."""
+    """Run one experiment in this process, timing its parts; write them to ``result``.
+
+    As the ``initlab`` console script does: its imports' objects are frozen out of the
+    garbage collector's sight (:func:`initlab.cli.run_cmd.settle_imports`) before the run.
+    """
     import importlib
 
+    from initlab.cli import run_cmd
     from initlab.experiments import runner
     from initlab.experiments.registry import get_experiment
 
@@ -153,6 +158,8 @@ def child(name: str, overrides: list[str], quick: bool, out: Path, result: Path)
     _timed(runner, "_execute_plan", compute)
     _timed(batched._Trainer, "run", loop)
     _timed(fit._Loop, "run", loop)
+    run_cmd.OWN_PROCESS = True
+    run_cmd.settle_imports()
     runner.run_experiment(name, overrides, out_dir=out, quick=quick, progress=False)
     data = {"flops": flops, "gemm_rate": rate, "gemm_rate_cpu": rate_cpu}
     data.update(compute=compute[0], loop=loop[0])

@@ -56,3 +56,26 @@ def test_user_mistakes_are_one_line_with_exit_2(args: list[str], message: str) -
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert message in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_run_freezes_the_imports_in_its_own_process_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import gc
+
+    from initlab.cli import run_cmd
+
+    before = gc.get_freeze_count()
+    run_cmd.settle_imports()  # a caller's process (this one): nothing frozen
+    assert gc.get_freeze_count() == before and not run_cmd.OWN_PROCESS
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count(), file=sys.stderr))\n"
+        "from initlab.cli.main import main; main()"
+    )
+    args = ["run", "exploding-product", "--quick", "--out", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    frozen = int(done.stderr.split("frozen ")[1].split()[0])
+    assert frozen > 50_000  # torch's objects and the rest of the imports
+    assert (tmp_path / "exploding-product" / "summary.json").exists()

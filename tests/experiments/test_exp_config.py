@@ -2,6 +2,9 @@
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -104,6 +107,28 @@ def test_unknown_experiment_lists_the_valid_names() -> None:
     assert message.startswith("unknown experiment 'activation-histogram'; valid: ")
     for name in ("activation-histograms", "symmetry", "exploding-product", "depth-scan"):
         assert name in message
+
+
+def test_builtin_names_map_to_the_modules_that_register_them() -> None:
+    from initlab.experiments.registry import BUILTIN_EXPERIMENTS
+
+    registered = {e.name: type(e).__module__ for e in list_experiments()}
+    assert {n: registered[n] for n in BUILTIN_EXPERIMENTS} == BUILTIN_EXPERIMENTS
+    assert list(registered)[: len(BUILTIN_EXPERIMENTS)] == list(BUILTIN_EXPERIMENTS)
+
+
+def test_get_experiment_imports_only_that_experiment_s_module() -> None:
+    code = (
+        "import sys\n"
+        "from initlab.experiments.registry import BUILTIN_MODULES, get_experiment\n"
+        "assert get_experiment('init-compare').name == 'init-compare'\n"
+        "print(sorted(m for m in BUILTIN_MODULES if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.stdout.strip() == "['initlab.experiments.mnist.init_compare']", done.stderr
 
 
 def test_resolve_config_checks_choices_the_types_cannot() -> None:

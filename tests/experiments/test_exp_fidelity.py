@@ -93,6 +93,23 @@ def test_a4_hand_written_pass_equals_autograd() -> None:
             assert act[layer]["nonfinite"] == grad[layer]["nonfinite"] == 0
 
 
+def test_a4_a_reused_network_gets_the_numbers_of_a_fresh_one() -> None:
+    spec = {"depth": 5, "width": 12, "samples": 8, "activation": "tanh", "dtype": "float32"}
+    first, _, _ = depth_scan.network_and_inputs({**spec, "init": "critical"}, 0)
+    for init, dtype in (("orthogonal", "float32"), ("he_normal", "float64")):
+        run = {**spec, "init": init, "dtype": dtype}
+        reused, x, r = depth_scan.network_and_inputs(run, 1, reuse=first)
+        fresh, x2, r2 = depth_scan.network_and_inputs(run, 1)
+        assert reused is first  # initialized again, not rebuilt
+        assert torch.equal(x, x2) and torch.equal(r, r2)
+        state = fresh.state_dict()
+        for name, value in reused.state_dict().items():
+            assert value.dtype == state[name].dtype and torch.equal(value, state[name]), name
+        first, _, _ = depth_scan.network_and_inputs({**spec, "init": "critical"}, 0)
+    other, _, _ = depth_scan.network_and_inputs({**spec, "depth": 6, "init": "he_normal"}, 0, first)
+    assert other is not first and len(other.spec.widths) == 8  # another shape: built anew
+
+
 def test_a4_layer_stats_skip_nonfinite_entries() -> None:
     stack = torch.randn(3, 40, 10, dtype=torch.float64)
     stack[1, 2, 3] = float("nan")
@@ -103,6 +120,27 @@ def test_a4_layer_stats_skip_nonfinite_entries() -> None:
     assert second["mean"] == pytest.approx(float(finite.mean()), 1e-12)
     assert (second["nonfinite"], third["nonfinite"]) == (1, 400)
     assert math.isnan(third["std"])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_a4_layer_stats_of_vanishing_exploding_and_broken_rows(dtype: torch.dtype) -> None:
+    # rows whose squares under- or overflow the dtype are redone scaled; a NaN row is
+    # counted over its finite entries; the reference is float64 on the finite entries
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randn(6, 50, 40, generator=gen, dtype=torch.float64) + 0.3
+    tiny, huge = (1e-25, 1e25) if dtype == torch.float32 else (1e-200, 1e200)
+    stack = base.clone()
+    stack[1] *= tiny
+    stack[2] *= huge
+    stack[3, 0, :7] = float("nan")
+    stack[4, 5, 5] = float("-inf")
+    stack = stack.to(dtype)
+    scratch = torch.full((6, 2000), 7.0, dtype=dtype)  # reused scratch: contents irrelevant
+    for got, layer in zip(depth_scan.layer_stats(stack, scratch), stack.double(), strict=True):
+        finite = layer[torch.isfinite(layer)]
+        assert got["nonfinite"] == layer.numel() - finite.numel()
+        assert got["mean"] == pytest.approx(float(finite.mean()), rel=1e-5)
+        assert got["std"] == pytest.approx(float(finite.std(correction=0)), rel=1e-5)
 
 
 def _figures(name: str, settings: list[str], out: Path):  # type: ignore[no-untyped-def]

@@ -102,3 +102,37 @@ def test_heatmap_on_coordinates_with_curves_and_marks() -> None:
     ax = draw_figure(FigureInfo("phase", "Phase", [[heat]])).axes[0]
     assert ax.get_xlim() == (0.5, 5.0) and ax.get_ylim() == (-10.0, 70.0)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["6 xi", "critical"]
+
+
+def test_one_layout_for_both_files_gives_the_png_of_a_layout_per_file(tmp_path: Path) -> None:
+    # render_figure lays the figure out once (fix_layout) and draws each format once; the
+    # PNG must be the one savefig makes with the constrained layout engine left on
+    import matplotlib
+    import numpy as np
+    from PIL import Image
+
+    from initlab.report.render import _RC, PNG_DPI
+
+    paths = render_figure(_every_panel_kind(), tmp_path)
+    with matplotlib.rc_context(_RC):
+        fig = draw_figure(_every_panel_kind())
+        assert fig.get_layout_engine() is not None
+        fig.savefig(tmp_path / "reference.png", dpi=PNG_DPI, metadata={"Software": None})
+    ours = np.asarray(Image.open(paths["png"]).convert("RGB"))
+    reference = np.asarray(Image.open(tmp_path / "reference.png").convert("RGB"))
+    assert ours.shape == reference.shape and np.array_equal(ours, reference)
+
+
+def test_linear_tick_labels_are_plain_text_and_offsets_powers_of_ten() -> None:
+    from initlab.report.render import _plain_tick_label
+
+    assert _plain_tick_label("$\\mathdefault{0.25}$") == "0.25"
+    assert _plain_tick_label("$\\mathdefault{\N{MINUS SIGN}2}$") == "\N{MINUS SIGN}2"
+    assert _plain_tick_label("$\\mathdefault{10^{-3}}$") == "$\\mathdefault{10^{-3}}$"
+    line = LinePanel([Series([0.0, 1.0, 2.0], [0.0, 3e-6, 6e-6])])
+    fig = draw_figure(FigureInfo("small", "Small", [[line]]))
+    fig.draw_without_rendering()  # ticks and their labels are made at draw time
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert labels and not any("$" in text for text in labels)  # no mathtext per label
+    assert "10^{" in ax.yaxis.get_offset_text().get_text()  # the shared x10^-6 stays math

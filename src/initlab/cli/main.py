@@ -12,7 +12,7 @@ from __future__ import annotations
 import typer
 
 from initlab import __version__
-from initlab.cli import data_cmd, init_cmd, search_cmd, store_cmd
+from initlab.cli import data_cmd, init_cmd, run_cmd, search_cmd, store_cmd
 from initlab.cli.diagnose_cmd import diagnose_command
 from initlab.cli.front import InitlabGroup
 from initlab.cli.report_cmd import report_command
@@ -68,6 +68,7 @@ def _root(
 
 def main() -> None:
     """Console-script entry point: run the app (user errors end as one line, exit 2)."""
+    run_cmd.OWN_PROCESS = True  # the process is initlab's: it may freeze the imports' objects
     app()
 
 

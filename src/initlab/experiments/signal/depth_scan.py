@@ -79,6 +79,7 @@ MEAN_FIELD_SCHEMES: tuple[str, ...] = (
 
 SAFE_VAR = (1e-30, 1e30)  # variances trusted from the float32 passes (see layer_stats)
 STATS_CHUNK = 64  # layers whose statistics are computed in one vectorized pass
+FINITE_BLOCK = 4  # rows with a NaN or Inf: their float64 statistics, this many at a time
 TINY = 1e-30  # a std below this counts as vanished (and is not compared with the theory)
 WINDOW = 15  # the figure's y axis spans at most 1e-15 .. 1e15 around the data
 
@@ -107,102 +108,159 @@ def mean_field_prediction(
     """Predicted std of activations and of gradients at layers 1..depth (see module doc).
 
     The gradient recursion starts from unit variance at the output layer's input gradient.
+    The three Gaussian expectations of a layer share one quadrature grid
+    (:func:`initlab.init.meanfield.gaussian_moments`) and are computed once per distinct
+    ``q`` (a variance that has reached its fixed point, or 0, repeats for hundreds of layers).
     """
-    from initlab.activations import make_activation
-    from initlab.init.meanfield import chi_1, gaussian_expectation
+    from initlab.init.meanfield import gaussian_moments
 
-    phi = make_activation(activation)
-    act_std, qs = [], []
+    act_std, dphi2 = [], []
+    moments: dict[float, tuple[float, float, float]] = {}
     q = sigma_w2 * q0 + sigma_b2
     for _ in range(depth):
         q = min(q, 1e300)
-        qs.append(q)
-        second = gaussian_expectation(lambda u: phi(u) ** 2, q)
-        first = gaussian_expectation(phi, q)
+        if q not in moments:
+            moments[q] = gaussian_moments(activation, q)
+        first, second, slope = moments[q]  # E[phi], E[phi^2], E[phi'^2] at variance q
         act_std.append(math.sqrt(max(second - first * first, 0.0)))
+        dphi2.append(slope)
         q = sigma_w2 * second + sigma_b2
     grad_var = [0.0] * depth
     g = 1.0 * sigma_w2  # output layer: W_out^T r has variance sigma_w^2 E[r^2]
     for layer in range(depth - 1, -1, -1):
-        g = g * chi_1(qs[layer], 1.0, activation)
+        g = g * dphi2[layer]  # chi_1 of the layer with unit weight variance
         grad_var[layer] = g
         g = g * sigma_w2
     return act_std, [math.sqrt(v) for v in grad_var]
 
 
 def network_and_inputs(
-    spec: dict[str, Any], seed: int
+    spec: dict[str, Any], seed: int, reuse: torch.nn.Module | None = None
 ) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     """The run's network (each scheme's own bias rule: N(0, sigma_b^2) for critical), from
     the weights stream of ``seed``; its Gaussian input batch (inputs stream) and the fixed
     output weighting ``r`` of the loss (targets stream), all independent of each other
-    (:mod:`initlab.experiments.seeds`), in the run's dtype."""
+    (:mod:`initlab.experiments.seeds`), in the run's dtype.
+
+    ``reuse``: the float32 network an earlier call returned; when it has this run's depth,
+    width and activation it is initialized again instead of building a new one (2002
+    modules: 0.7 s of a 1000-layer run). ``initialize`` draws every weight and bias anew
+    (no scheme reads what a tensor held), so the numbers are those of a fresh network.
+    """
     from initlab.data.gaussian import gaussian_inputs
     from initlab.init import initialize
     from initlab.models import deep_mlp
 
     depth, width, samples = spec["depth"], spec["width"], spec["samples"]
     dtype = torch.float64 if spec["dtype"] == "float64" else torch.float32
-    with torch.device("meta"):  # no default init: initialize() fills every parameter
-        model = deep_mlp(depth, width, spec["activation"], bias=True)
-    model = model.to_empty(device="cpu")
+    if reuse is not None and _reusable(reuse, depth, width, spec["activation"]):
+        model = reuse
+    else:
+        with torch.device("meta"):  # no default init: initialize() fills every parameter
+            model = deep_mlp(depth, width, spec["activation"], bias=True)
+        model = model.to_empty(device="cpu")
     initialize(model, spec["init"], seed=stream_seed(seed, "weights"))
-    model = model.to(dtype).requires_grad_(False)
+    first = model.linear1.weight
+    if first.dtype != dtype:  # Module.to and requires_grad_ walk all 2002 modules
+        model = model.to(dtype)
+    if first.requires_grad:
+        model.requires_grad_(False)
     x = gaussian_inputs(samples, width, seed=spec.get("input_seed", stream_seed(seed, "inputs")))
     gen = torch.Generator().manual_seed(spec.get("target_seed", stream_seed(seed, "targets")))
     r = torch.randn(samples, width, generator=gen, dtype=dtype)
     return model, x.to(dtype), r
 
 
-def layer_stats(stack: torch.Tensor) -> list[dict[str, float]]:
+def _reusable(model: torch.nn.Module, depth: int, width: int, activation: str) -> bool:
+    """Whether ``model`` is a float32 ``deep_mlp(depth, width, activation)`` on the CPU (as
+    :func:`network_and_inputs` makes them: all parameters of one dtype and device)."""
+    from initlab.models import MLP
+
+    if not isinstance(model, MLP) or model.spec.activation != activation:
+        return False
+    if model.spec.widths != (width,) * (depth + 2) or not model.spec.bias:
+        return False
+    first = model.linear1.weight
+    return first.dtype == torch.float32 and first.device.type == "cpu"
+
+
+def layer_stats(stack: torch.Tensor, scratch: torch.Tensor | None = None) -> list[dict[str, float]]:
     """Mean, population std and non-finite count of each ``stack[l]`` over its finite
     entries (as :func:`initlab.probes.stats.mean` / ``std``), for all layers of the chunk
-    in one ``var_mean`` instead of three small passes per layer.
+    at once instead of three small passes per layer.
 
     Two passes in the chunk's own precision, ``mean = sum / n`` and ``var = |x - mean|^2 /
-    n`` (a sum and a dot product: several times faster than ``var_mean``'s Welford pass);
-    rows whose variance leaves [1e-30, 1e30] (vanishing or exploding signals, whose squares
-    under- or overflow a float32) are redone on the row scaled by a power of two (exact),
-    and rows with a NaN or Inf in float64 over their finite entries only.
+    n`` (a sum, then the centred squares summed: several times faster than ``var_mean``'s
+    Welford pass), written into ``scratch`` (a buffer of at least the chunk's size, reused
+    from chunk to chunk: a fresh 16 MB buffer per chunk cost more in page faults than the
+    arithmetic). Rows whose variance leaves [1e-30, 1e30] (vanishing or exploding signals,
+    whose squares under- or overflow a float32) are redone on the row scaled by a power of
+    two (exact), and rows with a NaN or Inf over their finite entries only, in float64.
     """
     flat = stack.reshape(stack.shape[0], -1)
-    n = flat.shape[1]
+    rows, n = flat.shape
+    if scratch is None or scratch.numel() < flat.numel() or scratch.dtype != flat.dtype:
+        scratch = torch.empty_like(flat)
+    work = scratch.reshape(-1)[: flat.numel()].view(rows, n)
     mu32 = flat.sum(1, keepdim=True) / n
-    centered = flat - mu32
-    var = (torch.linalg.vecdot(centered, centered) / n).double()
+    torch.sub(flat, mu32, out=work)
+    torch.mul(work, work, out=work)
+    var = (work.sum(1) / n).double()
     mu = mu32.squeeze(1).double()
-    bad = torch.zeros(flat.shape[0], dtype=torch.int64)
+    bad = torch.zeros(rows, dtype=torch.int64)
     ok = torch.isfinite(mu) & (var >= SAFE_VAR[0]) & (var <= SAFE_VAR[1])
     wide = (~ok).nonzero().flatten()
     if wide.numel():
-        sub = flat.index_select(0, wide)
-        amax = sub.abs().amax(1, keepdim=True)
-        # exact power-of-two rescaling to [0.5, 1): the float32 passes then neither under-
-        # nor overflow (a vanishing ReLU signal reaches 1e-30 and below within the depth)
-        limit = 126 if sub.dtype == torch.float32 else 1022
-        exponent = torch.frexp(torch.where(torch.isfinite(amax), amax, 1.0)).exponent
-        scale = torch.pow(2.0, (-exponent).clamp(-limit, limit).to(sub.dtype))
-        scaled = sub * scale
-        sub_mu = scaled.sum(1, keepdim=True) / n
-        centered = scaled - sub_mu
-        sub_var = torch.linalg.vecdot(centered, centered) / n
-        scale64 = scale.squeeze(1).double()
-        mu[wide] = sub_mu.squeeze(1).double() / scale64
-        var[wide] = sub_var.double() / scale64.square()
-        broken = (~torch.isfinite(amax.squeeze(1))).nonzero().flatten()
-        for k in broken.tolist():  # NaN/Inf entries: statistics of the finite ones
-            row, values = int(wide[k]), sub[k].double()
-            finite = values[torch.isfinite(values)]
-            bad[row] = values.numel() - finite.numel()
-            if finite.numel():
-                v, m = torch.var_mean(finite, correction=0)
-                var[row], mu[row] = v, m
-            else:
-                var[row], mu[row] = math.nan, math.nan
+        broken = _rescaled_stats(flat, wide, work, mu, var)
+        if broken.numel():
+            _finite_stats(flat, broken, mu, var, bad)
     return [
         {"mean": m, "std": math.sqrt(v) if v >= 0 else math.nan, "nonfinite": int(b)}
         for m, v, b in zip(mu.tolist(), var.tolist(), bad.tolist(), strict=True)
     ]
+
+
+def _rescaled_stats(
+    flat: torch.Tensor, wide: torch.Tensor, work: torch.Tensor, mu: torch.Tensor, var: torch.Tensor
+) -> torch.Tensor:
+    """Mean and variance of the rows ``wide`` of ``flat`` on each row scaled by the power
+    of two that brings its largest magnitude to [0.5, 1) (exact: the float passes then
+    neither under- nor overflow; a vanishing ReLU signal reaches 1e-30 and below within the
+    depth), into ``mu`` and ``var``; returns the rows holding a NaN or Inf."""
+    n = flat.shape[1]
+    sub = work[: wide.numel()]
+    torch.index_select(flat, 0, wide, out=sub)
+    amax = torch.maximum(sub.amax(1).abs(), sub.amin(1).abs())  # NaN when the row has one
+    finite = torch.isfinite(amax)
+    limit = 126 if sub.dtype == torch.float32 else 1022
+    exponent = torch.frexp(torch.where(finite, amax, 1.0)).exponent
+    scale = torch.pow(2.0, (-exponent).clamp(-limit, limit).to(sub.dtype)).unsqueeze(1)
+    sub.mul_(scale)
+    sub_mu = sub.sum(1, keepdim=True) / n
+    sub.sub_(sub_mu)
+    sub.mul_(sub)
+    sub_var = sub.sum(1) / n
+    scale64 = scale.squeeze(1).double()
+    mu[wide] = sub_mu.squeeze(1).double() / scale64
+    var[wide] = sub_var.double() / scale64.square()
+    return wide[~finite]
+
+
+def _finite_stats(
+    flat: torch.Tensor, rows: torch.Tensor, mu: torch.Tensor, var: torch.Tensor, bad: torch.Tensor
+) -> None:
+    """Mean, population variance (float64, two passes) and non-finite count of the finite
+    entries of each row in ``rows`` of ``flat`` (NaN when a row has none), in place; a few
+    rows at a time, so that the float64 copies stay in cache."""
+    for block in rows.split(FINITE_BLOCK):
+        values = flat.index_select(0, block).double()
+        finite = torch.isfinite(values)
+        count = finite.sum(1)
+        mean = torch.where(finite, values, 0.0).sum(1) / count  # 0 / 0: NaN, no finite entry
+        centred = torch.where(finite, values - mean.unsqueeze(1), 0.0)
+        mu[block] = mean
+        var[block] = centred.square().sum(1) / count
+        bad[block] = values.shape[1] - count
 
 
 def propagate(
@@ -212,6 +270,7 @@ def propagate(
     activation: str,
     depth: int,
     progress: Progress = no_progress,
+    buffers: dict[str, torch.Tensor] | None = None,
 ) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
     """Per-layer statistics of ``z_l = phi(h_l)`` and of ``dL/dh_l`` for ``L = sum(out * r)``.
 
@@ -225,15 +284,21 @@ def propagate(
     otherwise spends hundreds of layers in the subnormal range (below 1.2e-38 in float32),
     where every multiply is ~100x slower on x86; flushed, such values read 0 a few layers
     earlier ("vanish (underflow to 0)") instead of ~1e-40.
+
+    ``buffers``: a dict this function keeps its working buffers in, for the next call to
+    reuse (262 MB a buffer at depth 1000: the first touch of fresh memory, page faults,
+    cost 0.17 s of system time each); every value in them is written before it is read.
     """
     from initlab.train.batched_ops import activation_kernels
 
     kernels = activation_kernels(activation)
     samples, width = x.shape
     linears = [getattr(model, f"linear{layer}") for layer in range(1, depth + 2)]
-    z_all = torch.empty(depth, samples, width, dtype=x.dtype)
-    h_all = z_all if kernels.output_only else torch.empty_like(z_all)
-    grads = torch.empty(min(STATS_CHUNK, depth), samples, width, dtype=x.dtype)
+    kept = {} if buffers is None else buffers
+    z_all = _buffer(kept, "z", (depth, samples, width), x.dtype)
+    h_all = z_all if kernels.output_only else _buffer(kept, "h", z_all.shape, x.dtype)
+    grads = _buffer(kept, "grads", (min(STATS_CHUNK, depth), samples, width), x.dtype)
+    scratch = _buffer(kept, "scratch", grads.shape, x.dtype)  # layer_stats' working rows
     act: list[dict[str, float]] = []
     grad: list[dict[str, float] | None] = [None] * depth
     total = 2 * depth
@@ -245,7 +310,7 @@ def propagate(
             torch.addmm(lin.bias, z, lin.weight.t(), out=h_all[layer])
             z = kernels.forward(h_all[layer], z_all[layer])
             if (layer + 1) % STATS_CHUNK == 0 or layer + 1 == depth:
-                act.extend(layer_stats(z_all[len(act) : layer + 1]))
+                act.extend(layer_stats(z_all[len(act) : layer + 1], scratch))
                 progress(layer + 1, total)
         g = torch.mm(r, linears[depth].weight)  # dL/dz_L
         gh = torch.empty_like(g)
@@ -258,7 +323,7 @@ def propagate(
                 g, gh = gh, g
             done = chunk_end - layer
             if done == grads.shape[0] or layer == 0:
-                stats = layer_stats(grads[:done])
+                stats = layer_stats(grads[:done], scratch)
                 for k, record in enumerate(stats):
                     grad[chunk_end - 1 - k] = record
                 chunk_end = layer
@@ -266,6 +331,16 @@ def propagate(
     finally:
         torch.set_flush_denormal(False)  # torch has no getter; off is its default
     return act, [g for g in grad if g is not None]
+
+
+def _buffer(
+    buffers: dict[str, torch.Tensor], name: str, shape: tuple[int, ...], dtype: torch.dtype
+) -> torch.Tensor:
+    """``buffers[name]`` when it has this shape and dtype, else a new one stored there."""
+    found = buffers.get(name)
+    if found is None or found.shape != torch.Size(shape) or found.dtype != dtype:
+        found = buffers[name] = torch.empty(shape, dtype=dtype)
+    return found
 
 
 @register
@@ -281,6 +356,11 @@ class DepthScan(Experiment):
     )
     Config = DepthScanConfig
     quick: ClassVar[dict[str, Any]] = {"depth": 60, "width": 128, "samples": 128}
+    _network: torch.nn.Module | None = None  # the last float32 run's network (see execute)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffers: dict[str, torch.Tensor] = {}  # propagate's, reused from run to run
 
     def validate(self, config: DepthScanConfig) -> None:
         super().validate(config)
@@ -329,8 +409,10 @@ class DepthScan(Experiment):
         # one thread: on a shared 2-core machine two threads made this 10x slower (60 s vs
         # 6 s a run, measured), and the per-layer products of 256 x 256 gain little
         with single_thread():
-            model, x, r = network_and_inputs(spec, run.seed)
-            act, grad = propagate(model, x, r, activation, depth, progress)
+            model, x, r = network_and_inputs(spec, run.seed, reuse=self._network)
+            act, grad = propagate(model, x, r, activation, depth, progress, self._buffers)
+        # the next run of this shape initializes this network again instead of building one
+        self._network = model if spec["dtype"] == "float32" else None
         records = []
         for layer in range(1, depth + 1):
             records.append({"step": 0, "layer": f"act{layer}", "kind": "activation",
