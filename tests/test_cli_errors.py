@@ -87,6 +87,7 @@ CASES = [
     (["no-such-command"], "No such command"),
     (["run", "exploding-product", "--sett", "x=1"], "No such option"),
     (["search", "random-search", "--threads", "-1"], "threads must be >= 0"),
+    (["search", "random-search", "--workers", "0"], "workers must be positive"),
     # diagnose: sizes, memory estimate before allocation, schemes
     (["diagnose", "--depth", "0"], "--depth must be at least 1"),
     (["diagnose", "--batch", "1"], "--batch must be at least 2"),

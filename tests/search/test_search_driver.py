@@ -64,6 +64,8 @@ def test_threads_per_worker_share_out_the_cores(monkeypatch: pytest.MonkeyPatch)
     assert worker_threads(2, threads=3) == 3
     with pytest.raises(InitlabError, match="threads must be >= 0"):
         worker_threads(1, threads=-1)
+    with pytest.raises(InitlabError, match="workers must be positive"):
+        worker_threads(0)
 
 
 def _search(storage: str, trials: int, batch: int, barrier: Any = None) -> None:

@@ -374,6 +374,8 @@ def worker_threads(workers: int, threads: int = 0) -> int:
     among the ``workers`` processes (at least one each)."""
     from initlab.experiments.common import machine_cores
 
+    if workers < 1:
+        raise InitlabError(f"workers must be positive, got {workers}")
     if threads < 0:
         raise InitlabError(f"threads must be >= 0 (0: the cores / workers), got {threads}")
     return threads or max(1, machine_cores() // workers)
