@@ -160,7 +160,11 @@ def child(name: str, overrides: list[str], quick: bool, out: Path, result: Path)
     _timed(fit._Loop, "run", loop)
     run_cmd.OWN_PROCESS = True
     run_cmd.settle_imports()
-    runner.run_experiment(name, overrides, out_dir=out, quick=quick, progress=False)
+    from initlab.experiments.common import machine_cores
+
+    runner.run_experiment(
+        name, overrides, out_dir=out, quick=quick, progress=False, figure_workers=machine_cores()
+    )
     data = {"flops": flops, "gemm_rate": rate, "gemm_rate_cpu": rate_cpu}
     data.update(compute=compute[0], loop=loop[0])
     data["cost"] = experiment.quick_cost if quick else experiment.cost

@@ -38,7 +38,7 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     text layout is most of these runs' time, and the table test below draws its own."""
     names: list[str] = []
 
-    def no_drawing(figures: list[FigureInfo], out: Path) -> list[dict[str, Path]]:
+    def no_drawing(figures: list[FigureInfo], out: Path, workers: int = 1) -> list[dict[str, Path]]:
         names.extend(f.name for f in figures)
         assert all(f.panels and f.title for f in figures)
         return [{"png": out / f"{f.name}.png"} for f in figures]

@@ -1,6 +1,7 @@
 """Figure infos are drawn to PNG and SVG; malformed infos are one-line errors."""
 
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,22 @@ def test_linear_tick_labels_are_plain_text_and_offsets_powers_of_ten() -> None:
     labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
     assert labels and not any("$" in text for text in labels)  # no mathtext per label
     assert "10^{" in ax.yaxis.get_offset_text().get_text()  # the shared x10^-6 stays math
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked drawing is Linux-only")
+def test_figures_drawn_in_forked_processes_are_the_same_files(tmp_path: Path) -> None:
+    """``workers=2`` draws the figures in two forked processes: the same bytes as drawn one
+    after the other, returned in the given order; a bad info is still one line."""
+    infos = [_every_panel_kind()]
+    infos.append(FigureInfo("second", "Second", [[LinePanel([Series([1.0, 2.0], [3.0, 1.0])])]]))
+    serial = render_figures(infos, tmp_path / "serial")
+    forked = render_figures(infos, tmp_path / "forked", workers=2)
+    assert [sorted(p) for p in forked] == [["png", "svg"]] * 2
+    for one, other in zip(serial, forked, strict=True):
+        assert other["png"].parent == tmp_path / "forked"
+        for fmt in ("png", "svg"):
+            assert one[fmt].name == other[fmt].name
+            assert one[fmt].read_bytes() == other[fmt].read_bytes()
+    bad = FigureInfo("h", "H", [[HistogramPanel([0.0, 1.0], [1, 2])]])
+    with pytest.raises(InitlabError, match="len\\(edges\\) == len\\(counts\\) \\+ 1"):
+        render_figures([infos[1], bad], tmp_path / "bad", workers=2)

@@ -185,6 +185,7 @@ def run_command(
         return
     check_folder(out, "--out")
     from initlab.experiments import run_experiment
+    from initlab.experiments.common import machine_cores
 
     settle_imports()
     address = out / STORE_FILE if store is None else store
@@ -197,6 +198,7 @@ def run_command(
             seed=seed,
             quick=quick,
             store=store,
+            figure_workers=machine_cores(),
         )
     print_result(result)
     _console().print(f"  report: initlab report {name} --out {out}")
@@ -215,9 +217,17 @@ def suite_command(
     """The classic lessons in a few minutes: run the suite, then build the HTML report."""
     check_folder(out, "--out")
     from initlab.experiments import run_suite
+    from initlab.experiments.common import machine_cores
 
     settle_imports()
     address = out / STORE_FILE if store is None else store
     with interrupt_message(lambda: stored_runs(address)):
-        _, report = run_suite(out, quick=quick, seed=seed, on_done=print_result, store=store)
+        _, report = run_suite(
+            out,
+            quick=quick,
+            seed=seed,
+            on_done=print_result,
+            store=store,
+            figure_workers=machine_cores(),
+        )
     typer.echo(f"report: {report}")

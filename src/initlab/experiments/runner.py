@@ -302,7 +302,11 @@ def partial_title(title: str, finished: int, planned: int) -> str:
 
 
 def _results(
-    experiment: Experiment, config: Any, data: ExperimentData, exp_dir: Path
+    experiment: Experiment,
+    config: Any,
+    data: ExperimentData,
+    exp_dir: Path,
+    figure_workers: int = 1,
 ) -> tuple[list[Any], list[dict[str, Path]], dict[str, Any], list[str], int]:
     """Figures (drawn), headline numbers, verdicts and the number of finished runs; the
     figures of a partial experiment say so in their titles."""
@@ -311,7 +315,7 @@ def _results(
     if finished < len(data):
         for info in figures:
             info.title = partial_title(info.title, finished, len(data))
-    paths = render_figures(figures, exp_dir)
+    paths = render_figures(figures, exp_dir, workers=figure_workers)
     headline = experiment.summary(config, data)
     verdicts = experiment.verdicts(headline)
     if finished < len(data):
@@ -361,6 +365,7 @@ def run_experiment(
     quick: bool = False,
     progress: bool = True,
     store: str | Path | None = None,
+    figure_workers: int = 1,
 ) -> ExperimentResult:
     """Run (or resume) the experiment ``name``, then write its figures and summary.json.
 
@@ -376,6 +381,9 @@ def run_experiment(
         store: the run store, a file or a database URL such as
             ``postgresql+psycopg://user@host/db`` (None: ``OUT/runs.db``); figures and
             summary.json are written to ``OUT/NAME/`` either way.
+        figure_workers: processes that draw the figures at once (forked, on Linux; the
+            ``initlab`` command uses every core it may run on, a library call one unless
+            told).
     """
     started = time.time()
     # 1. settings and plan
@@ -401,7 +409,7 @@ def run_experiment(
             for _ in range(PARTIAL_RETRIES):
                 data = load_experiment_data(opened, name, plan)
                 figures, paths, headline, verdicts, finished = _results(
-                    experiment, config, data, exp_dir
+                    experiment, config, data, exp_dir, figure_workers
                 )
                 statuses = {run.key: run.status for run in data}
                 if finished == len(plan) or _statuses(opened, name, plan) == statuses:

@@ -32,11 +32,13 @@ def run_suite(
     names: Sequence[str] | None = None,
     on_done: Callable[[ExperimentResult], None] | None = None,
     store: str | Path | None = None,
+    figure_workers: int = 1,
 ) -> tuple[list[ExperimentResult], Path]:
     """Run the suite's experiments, then build the report; return the results and its path.
 
     ``names`` defaults to :data:`SUITE`; ``on_done`` is called after each experiment (the
-    CLI prints its verdicts there); ``store`` is the run store (None: ``OUT/runs.db``).
+    CLI prints its verdicts there); ``store`` is the run store (None: ``OUT/runs.db``);
+    ``figure_workers`` the processes that draw each experiment's figures at once.
     """
     from initlab.report import build_report
 
@@ -46,7 +48,13 @@ def run_suite(
         if name not in available:
             continue
         result = run_experiment(
-            name, out_dir=out_dir, seed=seed, quick=quick, progress=progress, store=store
+            name,
+            out_dir=out_dir,
+            seed=seed,
+            quick=quick,
+            progress=progress,
+            store=store,
+            figure_workers=figure_workers,
         )
         results.append(result)
         if on_done is not None:
