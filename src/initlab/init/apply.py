@@ -378,8 +378,19 @@ def _init_layer(
         bias=bias_text,
         fan_in=fan_in,
         fan_out=fan_out,
-        weight_std=float(weight.detach().double().std(correction=0)),
+        weight_std=_population_std(weight.detach()),
     )
+
+
+def _population_std(weight: torch.Tensor) -> float:
+    """Population std of the entries, in float64 by two passes (the mean, then the
+    centred squares by one dot product): the value of ``std(correction=0)``, at half the
+    cost of its Welford pass (a 1000-layer network's summary took 0.2 s of a 0.7 s init)."""
+    if weight.numel() == 0:
+        return float(weight.double().std(correction=0))
+    values = weight.reshape(-1).to(torch.float64, copy=True)  # as .double() does
+    values -= values.sum() / values.numel()
+    return math.sqrt(float(torch.dot(values, values)) / values.numel())
 
 
 def get_initializer(text: str) -> Callable[..., torch.Tensor]:
