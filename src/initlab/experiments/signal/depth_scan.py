@@ -398,6 +398,7 @@ class DepthScan(Experiment):
     quick: ClassVar[dict[str, Any]] = {"depth": 60, "width": 128, "samples": 128}
     _network: torch.nn.Module | None = None  # the last float32 run's network (see execute)
     _weights: tuple[Any, ...] | None = None  # its weights_key
+    _variance_cache: tuple[float, float] | None = None  # its _variances
 
     def __init__(self) -> None:
         super().__init__()
@@ -467,7 +468,9 @@ class DepthScan(Experiment):
         recorder.log_probes(records)
         total = 2 * depth
         # 4. the mean-field prediction from the network's own weight and bias variances
-        sigma_w2, sigma_b2 = _variances(model, depth)
+        if not drawn or self._variance_cache is None:  # the same weights: the same values
+            self._variance_cache = _variances(model, depth)
+        sigma_w2, sigma_b2 = self._variance_cache
         summary = {"sigma_w2": sigma_w2, "sigma_b2": sigma_b2}
         scheme_name = parse_scheme(spec["init"])[0].name
         if spec["mean_field"] and scheme_name in MEAN_FIELD_SCHEMES:
