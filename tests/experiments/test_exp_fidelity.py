@@ -249,3 +249,24 @@ def test_lab09_dropout_verdict_states_the_margin_against_the_seed_spread() -> No
     far = lab09.dropout_effect("dropout 0.3", [0.985, 0.986, 0.984], [0.975, 0.976, 0.974])
     assert "dropout helps beyond the seed spread" in lab09._dropout_sentence(far)
     assert "Sequential" in lab09.Lab09.source and "0-255" in lab09.Lab09.source
+
+
+def test_a4_runs_of_one_scheme_share_the_drawn_weights_across_activations() -> None:
+    spec = {"depth": 5, "width": 12, "samples": 8, "dtype": "float32", "init": "orthogonal"}
+    tanh, _, _ = depth_scan.network_and_inputs({**spec, "activation": "tanh"}, 2)
+    weights = {k: v.clone() for k, v in tanh.state_dict().items()}
+    relu = {**spec, "activation": "relu"}
+    key = depth_scan.weights_key(relu, 2)
+    assert key == depth_scan.weights_key({**relu, "activation": "tanh"}, 2)
+    shared, _, _ = depth_scan.network_and_inputs(relu, 2, reuse=tanh, drawn=True)
+    fresh, _, _ = depth_scan.network_and_inputs(relu, 2)
+    assert shared is tanh and shared.spec.activation == "relu"
+    assert type(shared.act3) is type(fresh.act3) is torch.nn.ReLU
+    for name, value in fresh.state_dict().items():  # the draw does not see the activation
+        assert torch.equal(shared.state_dict()[name], value) and torch.equal(weights[name], value)
+    x = torch.randn(4, 12)
+    assert torch.equal(shared(x), fresh(x))
+    # the plan puts a scheme's activations next to each other
+    keys = [run.key for run in depth_scan.DepthScan().plan(depth_scan.DepthScanConfig())]
+    assert keys[:3] == ["tanh/variance_scaling:scale=0.25", "relu/variance_scaling:scale=0.25",
+                        "tanh/lecun_normal"]  # fmt: skip

@@ -228,3 +228,14 @@ def test_get_initializer_and_scheme_objects() -> None:
     model = mlp([4, 3])
     initialize(model, get_scheme("constant"), value=0.7)
     assert torch.equal(model.linear1.weight, torch.full((3, 4), 0.7))
+
+
+def test_summary_weight_std_is_the_population_std_in_float64() -> None:
+    from initlab.models import mlp
+
+    model = mlp([30, 20, 5], "relu")
+    summary = initialize(model, "normal:mean=0.3,std=0.2", seed=4)
+    for row in summary:
+        weight = getattr(model, row.name).weight.detach().double()
+        assert row.weight_std == pytest.approx(float(weight.std(correction=0)), rel=1e-13)
+        assert row.weight_std > 0.1

@@ -90,3 +90,17 @@ def test_critical_point_errors() -> None:
         critical_point(0.1, "relu")
     with pytest.raises(InitlabError, match="sigma_b2"):
         critical_point(-0.1)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "softsign", "gelu", "selu", "identity"])
+def test_gaussian_moments_equal_the_three_expectations(activation: str) -> None:
+    from initlab.activations import make_activation
+    from initlab.init.meanfield import _derivative_fn, gaussian_expectation, gaussian_moments
+
+    phi, dphi = make_activation(activation), _derivative_fn(activation)
+    for variance in (0.0, 0.3, 2.0, 40.0):
+        first, second, slope = gaussian_moments(activation, variance)
+        assert first == pytest.approx(gaussian_expectation(phi, variance), rel=1e-13, abs=1e-15)
+        assert second == pytest.approx(gaussian_expectation(lambda u: phi(u) ** 2, variance), 1e-13)
+        assert slope == pytest.approx(gaussian_expectation(lambda u: dphi(u) ** 2, variance), 1e-13)
+    assert gaussian_moments(activation, 1.0)[1] > 0.1  # E[phi^2] of a unit Gaussian

@@ -22,6 +22,17 @@ recursion assumes backward weights independent of forward ones, as the theory do
 prediction is for infinite width: at depth much larger than the width the measured std
 wanders from it, because finite-width fluctuations compound (Hanin & Rolnick 2018, "How
 to start training: the effect of initialization and architecture").
+
+Cost (issue 13; full defaults, 10 runs, one thread, the AMD EPYC host, CPU seconds):
+35 s, against an arithmetic floor of 10 s (the 20,020 products of 256 x 256 x 256 at the
+512^3 GEMM rate, 67-77 GFLOP/s): 3.5x. A scheme's two runs (tanh, relu) share one draw of
+its weights (no scheme reads the activation; the plan puts them next to each other). What
+is left is mostly not the code's: the products themselves 12.7 s (MKL reaches ~52 GFLOP/s
+on these shapes, 1.25x the floor by itself); five draws of 65.6M normals 2.6 s (torch's
+generator; the same numbers need it); orthogonal's 1002 QR factorizations 3.0 s (LAPACK
+at ~15 GFLOP/s, not in the floor); tanh 1.6 s (MKL's vector tanh, 4.4 ns an element on
+this host); the figure 5.3 s and imports 3.4 s. The per-layer statistics take ~3 s and the
+mean-field prediction ~2 s (one quadrature a layer, the recursion is sequential).
 """
 
 from __future__ import annotations
@@ -79,6 +90,7 @@ MEAN_FIELD_SCHEMES: tuple[str, ...] = (
 
 SAFE_VAR = (1e-30, 1e30)  # variances trusted from the float32 passes (see layer_stats)
 STATS_CHUNK = 64  # layers whose statistics are computed in one vectorized pass
+CENTRE_BYTES = 1 << 20  # centred squares computed this many bytes at a time (the L2 cache)
 FINITE_BLOCK = 4  # rows with a NaN or Inf: their float64 statistics, this many at a time
 TINY = 1e-30  # a std below this counts as vanished (and is not compared with the theory)
 WINDOW = 15  # the figure's y axis spans at most 1e-15 .. 1e15 around the data
@@ -135,17 +147,24 @@ def mean_field_prediction(
 
 
 def network_and_inputs(
-    spec: dict[str, Any], seed: int, reuse: torch.nn.Module | None = None
+    spec: dict[str, Any],
+    seed: int,
+    reuse: torch.nn.Module | None = None,
+    drawn: bool = False,
 ) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
     """The run's network (each scheme's own bias rule: N(0, sigma_b^2) for critical), from
     the weights stream of ``seed``; its Gaussian input batch (inputs stream) and the fixed
     output weighting ``r`` of the loss (targets stream), all independent of each other
     (:mod:`initlab.experiments.seeds`), in the run's dtype.
 
-    ``reuse``: the float32 network an earlier call returned; when it has this run's depth,
-    width and activation it is initialized again instead of building a new one (2002
-    modules: 0.7 s of a 1000-layer run). ``initialize`` draws every weight and bias anew
-    (no scheme reads what a tensor held), so the numbers are those of a fresh network.
+    ``reuse``: the float32 network an earlier call returned; when it has this run's depth
+    and width it is initialized again instead of building a new one (2002 modules: 0.7 s of
+    a 1000-layer run), its activation modules swapped when another activation is asked
+    for. ``initialize`` draws every weight and bias anew (no scheme reads what a tensor
+    held), so the numbers are those of a fresh network. ``drawn``: ``reuse`` already holds
+    this run's weights (the same scheme and seed; no scheme depends on the activation), so
+    they are not drawn again: the draw is 0.7 s of normals a run, 4.6 s with orthogonal's
+    1002 QR factorizations.
     """
     from initlab.data.gaussian import gaussian_inputs
     from initlab.init import initialize
@@ -153,13 +172,15 @@ def network_and_inputs(
 
     depth, width, samples = spec["depth"], spec["width"], spec["samples"]
     dtype = torch.float64 if spec["dtype"] == "float64" else torch.float32
-    if reuse is not None and _reusable(reuse, depth, width, spec["activation"]):
-        model = reuse
+    if reuse is not None and _reusable(reuse, depth, width):
+        model = _with_activation(reuse, spec["activation"])
     else:
+        drawn = False
         with torch.device("meta"):  # no default init: initialize() fills every parameter
             model = deep_mlp(depth, width, spec["activation"], bias=True)
         model = model.to_empty(device="cpu")
-    initialize(model, spec["init"], seed=stream_seed(seed, "weights"))
+    if not drawn or dtype != torch.float32:
+        initialize(model, spec["init"], seed=stream_seed(seed, "weights"))
     first = model.linear1.weight
     if first.dtype != dtype:  # Module.to and requires_grad_ walk all 2002 modules
         model = model.to(dtype)
@@ -171,17 +192,38 @@ def network_and_inputs(
     return model, x.to(dtype), r
 
 
-def _reusable(model: torch.nn.Module, depth: int, width: int, activation: str) -> bool:
-    """Whether ``model`` is a float32 ``deep_mlp(depth, width, activation)`` on the CPU (as
+def weights_key(spec: dict[str, Any], seed: int) -> tuple[Any, ...]:
+    """What a run's weights depend on: scheme, weights seed, shape and dtype (not the
+    activation): two runs with one key get the same network."""
+    return (spec["init"], stream_seed(seed, "weights"), spec["depth"], spec["width"], spec["dtype"])
+
+
+def _reusable(model: torch.nn.Module, depth: int, width: int) -> bool:
+    """Whether ``model`` is a float32 ``deep_mlp(depth, width, ...)`` on the CPU (as
     :func:`network_and_inputs` makes them: all parameters of one dtype and device)."""
     from initlab.models import MLP
 
-    if not isinstance(model, MLP) or model.spec.activation != activation:
+    if not isinstance(model, MLP) or model.spec.batchnorm or model.spec.dropout > 0:
         return False
     if model.spec.widths != (width,) * (depth + 2) or not model.spec.bias:
         return False
     first = model.linear1.weight
     return first.dtype == torch.float32 and first.device.type == "cpu"
+
+
+def _with_activation(model: torch.nn.Module, activation: str) -> torch.nn.Module:
+    """``model`` (a plain ``deep_mlp``) with its activation modules and spec set to
+    ``activation``, in place; the linear layers are untouched."""
+    import dataclasses
+
+    from initlab.activations import make_activation
+
+    if model.spec.activation == activation:
+        return model
+    for layer in range(1, model.spec.depth):
+        setattr(model, f"act{layer}", make_activation(activation))
+    model.spec = dataclasses.replace(model.spec, activation=activation)
+    return model
 
 
 def layer_stats(stack: torch.Tensor, scratch: torch.Tensor | None = None) -> list[dict[str, float]]:
@@ -203,9 +245,7 @@ def layer_stats(stack: torch.Tensor, scratch: torch.Tensor | None = None) -> lis
         scratch = torch.empty_like(flat)
     work = scratch.reshape(-1)[: flat.numel()].view(rows, n)
     mu32 = flat.sum(1, keepdim=True) / n
-    torch.sub(flat, mu32, out=work)
-    torch.mul(work, work, out=work)
-    var = (work.sum(1) / n).double()
+    var = (_centred_squares(flat, mu32, work) / n).double()
     mu = mu32.squeeze(1).double()
     bad = torch.zeros(rows, dtype=torch.int64)
     ok = torch.isfinite(mu) & (var >= SAFE_VAR[0]) & (var <= SAFE_VAR[1])
@@ -220,29 +260,56 @@ def layer_stats(stack: torch.Tensor, scratch: torch.Tensor | None = None) -> lis
     ]
 
 
+def _centred_squares(flat: torch.Tensor, mean: torch.Tensor, work: torch.Tensor) -> torch.Tensor:
+    """``sum_j (flat[i, j] - mean[i])^2`` of every row, over blocks of rows that fill about
+    :data:`CENTRE_BYTES` of ``work`` (the centred squares stay in the core's cache between
+    the subtraction, the square and the sum: 3.2 ms instead of 5.4 ms for 64 rows of 65536
+    floats, measured; each row's sum is the same reduction, so the numbers are too)."""
+    rows, n = flat.shape
+    block = max(1, CENTRE_BYTES // (n * flat.element_size()))
+    sums = torch.empty(rows, dtype=flat.dtype)
+    for start in range(0, rows, block):
+        stop = min(start + block, rows)
+        part = work[: stop - start]
+        torch.sub(flat[start:stop], mean[start:stop], out=part)
+        part.mul_(part)
+        torch.sum(part, 1, out=sums[start:stop])
+    return sums
+
+
 def _rescaled_stats(
     flat: torch.Tensor, wide: torch.Tensor, work: torch.Tensor, mu: torch.Tensor, var: torch.Tensor
 ) -> torch.Tensor:
     """Mean and variance of the rows ``wide`` of ``flat`` on each row scaled by the power
     of two that brings its largest magnitude to [0.5, 1) (exact: the float passes then
     neither under- nor overflow; a vanishing ReLU signal reaches 1e-30 and below within the
-    depth), into ``mu`` and ``var``; returns the rows holding a NaN or Inf."""
+    depth), into ``mu`` and ``var``; returns the rows holding a NaN or Inf.
+
+    The largest magnitudes come from ``amax`` and ``amin`` over the chunk (no copy). Rows
+    that are all zeros (a vanished signal, flushed to 0: most wide rows of a vanishing run)
+    keep the first pass's mean and variance, exactly 0; only the other finite rows are
+    copied and rescaled (the copy and five passes cost 10 ms a chunk of 64 zero rows).
+    """
     n = flat.shape[1]
-    sub = work[: wide.numel()]
-    torch.index_select(flat, 0, wide, out=sub)
-    amax = torch.maximum(sub.amax(1).abs(), sub.amin(1).abs())  # NaN when the row has one
+    high, low = flat.amax(1), flat.amin(1)  # aminmax(dim=1) is 7x slower than the two
+    amax = torch.maximum(high.abs(), low.abs())[wide]  # NaN when the row has one
     finite = torch.isfinite(amax)
-    limit = 126 if sub.dtype == torch.float32 else 1022
-    exponent = torch.frexp(torch.where(finite, amax, 1.0)).exponent
-    scale = torch.pow(2.0, (-exponent).clamp(-limit, limit).to(sub.dtype)).unsqueeze(1)
-    sub.mul_(scale)
-    sub_mu = sub.sum(1, keepdim=True) / n
-    sub.sub_(sub_mu)
-    sub.mul_(sub)
-    sub_var = sub.sum(1) / n
-    scale64 = scale.squeeze(1).double()
-    mu[wide] = sub_mu.squeeze(1).double() / scale64
-    var[wide] = sub_var.double() / scale64.square()
+    live = finite & (amax != 0)
+    rows = wide[live]
+    if rows.numel():
+        sub = work[: rows.numel()]
+        torch.index_select(flat, 0, rows, out=sub)
+        limit = 126 if sub.dtype == torch.float32 else 1022
+        exponent = torch.frexp(amax[live]).exponent
+        scale = torch.pow(2.0, (-exponent).clamp(-limit, limit).to(sub.dtype)).unsqueeze(1)
+        sub.mul_(scale)
+        sub_mu = sub.sum(1, keepdim=True) / n
+        sub.sub_(sub_mu)
+        sub.mul_(sub)
+        sub_var = sub.sum(1) / n
+        scale64 = scale.squeeze(1).double()
+        mu[rows] = sub_mu.squeeze(1).double() / scale64
+        var[rows] = sub_var.double() / scale64.square()
     return wide[~finite]
 
 
@@ -349,7 +416,7 @@ class DepthScan(Experiment):
 
     name = "depth-scan"
     description = "A4: activation and gradient std per layer at init, up to depth 1000"
-    cost = "~1 min"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
+    cost = "~35 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = (
         "Poole et al. 2016 (transient chaos), Schoenholz et al. 2017 (deep information "
         "propagation): mean-field signal propagation"
@@ -357,6 +424,8 @@ class DepthScan(Experiment):
     Config = DepthScanConfig
     quick: ClassVar[dict[str, Any]] = {"depth": 60, "width": 128, "samples": 128}
     _network: torch.nn.Module | None = None  # the last float32 run's network (see execute)
+    _weights: tuple[Any, ...] | None = None  # its weights_key
+    _variance_cache: tuple[float, float] | None = None  # its _variances
 
     def __init__(self) -> None:
         super().__init__()
@@ -376,9 +445,9 @@ class DepthScan(Experiment):
 
     def plan(self, config: DepthScanConfig, seed: int = 0) -> list[RunSpec]:
         runs = []
-        for s in run_seeds(seed, config.seeds):
-            for activation in config.activations:
-                for init in config.inits:
+        for s in run_seeds(seed, config.seeds):  # one scheme's runs next to each other:
+            for init in config.inits:  # they share the network's weights (execute)
+                for activation in config.activations:
                     key = f"{activation}/{init}" + (f"/seed={s}" if config.seeds > 1 else "")
                     spec = {
                         "activation": activation,
@@ -409,10 +478,14 @@ class DepthScan(Experiment):
         # one thread: on a shared 2-core machine two threads made this 10x slower (60 s vs
         # 6 s a run, measured), and the per-layer products of 256 x 256 gain little
         with single_thread():
-            model, x, r = network_and_inputs(spec, run.seed, reuse=self._network)
+            key = weights_key(spec, run.seed)
+            drawn = self._network is not None and key == self._weights
+            model, x, r = network_and_inputs(spec, run.seed, self._network, drawn)
             act, grad = propagate(model, x, r, activation, depth, progress, self._buffers)
-        # the next run of this shape initializes this network again instead of building one
+        # the next run of this shape initializes this network again instead of building
+        # one, or, with the same scheme and seed (the plan puts them next), keeps its weights
         self._network = model if spec["dtype"] == "float32" else None
+        self._weights = key if self._network is not None else None
         records = []
         for layer in range(1, depth + 1):
             records.append({"step": 0, "layer": f"act{layer}", "kind": "activation",
@@ -422,7 +495,9 @@ class DepthScan(Experiment):
         recorder.log_probes(records)
         total = 2 * depth
         # 4. the mean-field prediction from the network's own weight and bias variances
-        sigma_w2, sigma_b2 = _variances(model, depth)
+        if not drawn or self._variance_cache is None:  # the same weights: the same values
+            self._variance_cache = _variances(model, depth)
+        sigma_w2, sigma_b2 = self._variance_cache
         summary = {"sigma_w2": sigma_w2, "sigma_b2": sigma_b2}
         scheme_name = parse_scheme(spec["init"])[0].name
         if spec["mean_field"] and scheme_name in MEAN_FIELD_SCHEMES:
