@@ -88,12 +88,12 @@ def test_a_trial_taken_over_by_another_worker_is_left_as_it_is(database: str) ->
     storage.set_trial_state_values(asked[1]._trial_id, state=TrialState.FAIL)  # reclaimed
     done = finish_trials(
         study._storage,
-        [Finish(t._trial_id, TrialState.COMPLETE, 0.5, {"k": 1}) for t in asked],
+        [Finish(t._trial_id, TrialState.COMPLETE, 0.5, {"k": 1, "seed": 99}) for t in asked],
     )
     assert done == {asked[0]._trial_id, asked[2]._trial_id}
-    states = [(t.state, t.value, t.user_attrs.get("k")) for t in study.get_trials()]
-    assert states[1] == (TrialState.FAIL, None, None)
-    assert states[0] == states[2] == (TrialState.COMPLETE, 0.5, 1)
+    rows = [(t.state, t.value, t.user_attrs) for t in study.get_trials()]
+    assert rows[1] == (TrialState.FAIL, None, {"seed": driver.trial_seed(7, 1, "init")})
+    assert rows[0] == rows[2] == (TrialState.COMPLETE, 0.5, {"k": 1, "seed": 99})  # replaced
 
 
 def test_a_parameter_of_another_kind_is_refused_and_nothing_written(database: str) -> None:

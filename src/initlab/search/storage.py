@@ -318,21 +318,55 @@ def finish_trials(storage: Any, finishes: Sequence[Finish]) -> set[int]:
 
     Per trial what ``trial.set_user_attr`` + ``study.tell`` write (the sampler's
     ``after_trial`` is the caller's business): the user attributes, the value, the state
-    and the completion time. A trial that is no longer RUNNING (another worker took it over
-    as abandoned) is left as it is and not in the result."""
+    and the completion time. The trials are locked (``FOR UPDATE``) and read in one query,
+    their attributes and values in one each. A trial that is no longer RUNNING (another
+    worker took it over as abandoned) is left as it is and not in the result."""
     rdb = _rdb(storage)
+    ids = [item.trial_id for item in finishes]
     done: set[int] = set()
     with _create_scoped_session(rdb.scoped_session) as session:
+        trial_cls, attr_cls, value_cls = (
+            models.TrialModel,
+            models.TrialUserAttributeModel,
+            models.TrialValueModel,
+        )
+        query = session.query(trial_cls).filter(trial_cls.trial_id.in_(ids))
+        trials = {t.trial_id: t for t in query.with_for_update().all()}
+        attrs = {
+            (a.trial_id, a.key): a
+            for a in session.query(attr_cls).filter(attr_cls.trial_id.in_(ids)).all()
+        }
+        values = {
+            v.trial_id: v
+            for v in session.query(value_cls)
+            .filter(value_cls.trial_id.in_(ids), value_cls.objective == 0)
+            .all()
+        }
         for item in finishes:
-            trial = models.TrialModel.find_or_raise_by_id(item.trial_id, session, for_update=True)
+            trial = trials.get(item.trial_id)
+            if trial is None:
+                raise KeyError(f"no trial with trial_id {item.trial_id}")
             if trial.state != TrialState.RUNNING:
                 continue
             for key, value in item.user_attrs.items():
-                rdb._set_trial_attr_without_commit(
-                    session, models.TrialUserAttributeModel, trial.trial_id, key, value
-                )
+                row = attrs.get((trial.trial_id, key))
+                if row is None:
+                    session.add(
+                        attr_cls(trial_id=trial.trial_id, key=key, value_json=json.dumps(value))
+                    )
+                else:
+                    row.value_json = json.dumps(value)
             if item.value is not None:
-                rdb._set_trial_value_without_commit(session, trial, 0, float(item.value))
+                stored, kind = value_cls.value_to_stored_repr(float(item.value))
+                row = values.get(trial.trial_id)
+                if row is None:
+                    session.add(
+                        value_cls(
+                            trial_id=trial.trial_id, objective=0, value=stored, value_type=kind
+                        )
+                    )
+                else:
+                    row.value, row.value_type = stored, kind
             trial.state = item.state
             trial.datetime_complete = datetime.now()
             done.add(item.trial_id)
