@@ -14,8 +14,8 @@ With the random sampler the batch is asked and told in one transaction each
 (:func:`~initlab.search.storage.create_running_trials`,
 :func:`~initlab.search.storage.finish_trials`; the same rows as ``study.ask`` and
 ``study.tell``): asking 100 trials one by one re-read the study's running trials at every
-``ask`` and committed ~8 times per trial, ~6 CPU seconds per C1 search (a fifth of its
-training), now ~1 s with opening the storage.
+``ask`` and committed ~6 times per trial: 8.5 CPU s of study work for C1's 100 trials x 50
+epochs, now 1.5 s, most of it opening the storage (benchmarks/bench_search.py --overhead).
 
 Resume: a finished trial (complete or pruned) is in the storage the moment it is told,
 and is never trained again; a trial that was running when its worker died (Ctrl-C, kill
