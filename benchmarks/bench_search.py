@@ -21,17 +21,24 @@ run: equal up to float rounding means no trial differs by more than one validati
 (0.01) at any epoch (the engine and ``fit`` round differently by an ulp, which SGD can
 amplify into one image's prediction flipping).
 
+With ``--overhead`` the study's own cost is timed alone: ``run_search`` on C1's job (same
+storage, sampler, batch, epochs and per-epoch reporter calls) with a task that trains
+nothing and gives every trial fixed curves, so what is left is opening the storage,
+asking, the per-epoch reporter (heartbeats, progress) and telling.
+
 With ``--experiment`` the whole C1 experiment (``run_experiment("random-search")``: study,
 store, test evaluation of the best trial, figures) is also timed in a fresh workspace.
 
 Usage::
 
-    python benchmarks/bench_search.py [--trials 100] [--epochs 50] [--experiment] [--synthetic]
+    python benchmarks/bench_search.py [--trials 100] [--epochs 50] [--overhead] [--experiment]
+        [--synthetic]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 import time
@@ -43,7 +50,7 @@ import torch
 from initlab.experiments.search.common import BOOK_SPACE, build_task, search_job, search_spec
 from initlab.experiments.search.random_search import RandomSearchConfig
 from initlab.search.driver import run_search, study_trials, worker_threads
-from initlab.search.task import TrialPlan
+from initlab.search.task import TrialOutcome, TrialPlan
 
 ONE_IMAGE = 0.01  # one validation image of 100 (C1's 20% of 500)
 
@@ -104,6 +111,39 @@ def measure(
     }
 
 
+class NoTraining:
+    """A search task that trains nothing: every trial reports fixed accuracies each epoch
+    (a function of its number) through the same reporter calls as ``train_batched``."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def train_batched(self, plans: list[TrialPlan], report: Any = None) -> list[TrialOutcome]:
+        curves = [[((p.number * 7 + e) % 100) / 100 for e in range(self.epochs)] for p in plans]
+        for epoch in range(self.epochs):
+            for member, curve in enumerate(curves):
+                if report is not None:
+                    report(member, epoch + 1, curve[epoch])
+        return [TrialOutcome("complete", c[-1], c, c) for c in curves]
+
+
+def no_training(epochs: int, **_: Any) -> NoTraining:
+    """The task factory of :class:`NoTraining` (module level, as a job's factory must be)."""
+    return NoTraining(epochs)
+
+
+def time_overhead(trials: int, epochs: int, workdir: Path, threads: int) -> tuple[float, float]:
+    """Wall and CPU seconds of C1's search with a task that trains nothing."""
+    spec = c1_spec(trials, epochs, synthetic=True)
+    job = search_job(spec, 0, str(workdir / "overhead.db"), study="overhead")
+    job = dataclasses.replace(job, task_factory=no_training)
+    start, cpu = time.perf_counter(), time.process_time()
+    study, _ = run_search(job, threads=threads)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    assert len(study_trials(study)) == trials
+    return wall, cpu
+
+
 def time_experiment(trials: int, epochs: int, synthetic: bool, workdir: Path) -> float:
     """Seconds for the whole C1 experiment in a fresh workspace (study, store, figures)."""
     from initlab.experiments import run_experiment
@@ -125,10 +165,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--synthetic", action="store_true", help="synthetic data (no MNIST)")
     parser.add_argument("--experiment", action="store_true", help="also time the whole C1")
+    parser.add_argument(
+        "--overhead", action="store_true", help="also time the study alone (no training)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(worker_threads(1, args.threads))
     with tempfile.TemporaryDirectory(prefix="initlab-bench-search-") as tmp:
         row = measure(args.trials, args.epochs, args.synthetic, Path(tmp), args.threads)
+        overhead = (
+            time_overhead(args.trials, args.epochs, Path(tmp), args.threads)
+            if args.overhead
+            else None
+        )
         total = (
             time_experiment(args.trials, args.epochs, args.synthetic, Path(tmp))
             if args.experiment
@@ -151,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  one by one (fit):                           {row['loop_s']:8.2f} {row['loop_cpu']:8.2f}"
     )
+    if overhead is not None:
+        print(
+            f"  the study alone (search, no training):      {overhead[0]:8.2f} {overhead[1]:8.2f}"
+        )
     print(f"  speedup, search vs one by one: {row['ratio']:.2f}x (mean of the two batched)")
     print(f"  speedup, training only:        {row['ratio_engine']:.2f}x")
     print(f"  speedup in CPU time:           {row['ratio_cpu']:.2f}x (mean of the two batched)")

@@ -28,8 +28,12 @@ def test_batched_and_one_by_one_agree_and_the_script_prints_its_lines(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     bench = _load()
-    assert bench.main(["--trials", "4", "--epochs", "1", "--synthetic", "--experiment"]) == 0
+    assert (
+        bench.main(["--trials", "4", "--epochs", "1", "--synthetic", "--experiment", "--overhead"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "speedup, search vs one by one" in out and "speedup in CPU time" in out
     assert "equal within float rounding (<= one image): True" in out
+    assert "the study alone (search, no training)" in out
     assert "whole C1 experiment" in out and "4 trials x 1 epochs on synthetic data" in out

@@ -82,5 +82,10 @@ class TrialSeededRandomSampler(optuna.samplers.BaseSampler):
         return {}
 
     def sample_independent(self, study: Any, trial: Any, param_name: str, dist: Any) -> Any:
-        draw = optuna.samplers.RandomSampler(seed=trial_seed(self.seed, trial.number, param_name))
-        return draw.sample_independent(study, trial, param_name, dist)
+        return self.draw(trial.number, param_name, dist)
+
+    def draw(self, number: int, param_name: str, dist: Any) -> Any:
+        """The value of ``param_name`` in trial ``number``: a function of (seed, number, name)
+        alone, so the driver can draw a batch's parameters without asking the study."""
+        sampler = optuna.samplers.RandomSampler(seed=trial_seed(self.seed, number, param_name))
+        return sampler.sample_independent(None, None, param_name, dist)  # type: ignore[arg-type]

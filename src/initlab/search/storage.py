@@ -20,10 +20,16 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
+from optuna.trial import TrialState
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import (
@@ -198,3 +204,170 @@ def _differs(
         if stored_setup.get(key) != setup.get(key):
             return f"{key} = {stored_setup.get(key)!r} there, {setup.get(key)!r} here"
     return "unknown"
+
+
+# --- batched writes -------------------------------------------------------------------------
+# Optuna's ask-and-tell commits once per call: asking a trial (create, every parameter, the
+# owner tag, the seed, the heartbeat) and telling it (curves, state) were ~8 commits and as
+# many re-reads of the study's unfinished trials, which for a batch of 100 trials asked at
+# once grew as 100^2: 8.5 CPU s per C1 search (1.5 s with these helpers). The helpers
+# below write the same rows through Optuna's own session and row models, a whole batch in
+# one transaction. They are checked against Optuna's calls on SQLite and PostgreSQL
+# (tests/search/test_search_storage.py).
+
+
+@dataclass(frozen=True)
+class NewTrial:
+    """What a batch trial starts with (given its number, which the transaction assigns)."""
+
+    params: Mapping[str, Any]  # external representation, as ``trial.params``
+    distributions: Mapping[str, Any]
+    user_attrs: Mapping[str, Any]
+    system_attrs: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Finish:
+    """How a batch trial ends: its state, value (None: no value) and user attributes."""
+
+    trial_id: int
+    state: TrialState
+    value: float | None
+    user_attrs: Mapping[str, Any]
+
+
+def _rdb(storage: Any) -> Any:
+    """The RDBStorage under Optuna's cache wrapper (``study._storage``) or itself."""
+    return getattr(storage, "_backend", storage)
+
+
+def create_running_trials(
+    storage: Any, study_id: int, count: int, fill: Callable[[int], NewTrial]
+) -> list[tuple[int, int]]:
+    """Create ``count`` RUNNING trials in one transaction; return their (trial id, number).
+
+    Row for row what ``study.ask`` + ``set_trial_system_attr`` + ``set_user_attr`` +
+    ``record_heartbeat`` write: the study row is locked first, as Optuna's
+    ``create_new_trial`` does, so numbers are unique among concurrent workers, and each
+    trial's number is the count of the study's trials created before it; ``fill(number)``
+    gives its parameters and attributes; the heartbeat row gets the server's time."""
+    rdb = _rdb(storage)
+    made: list[tuple[int, int]] = []
+    with _create_scoped_session(rdb.scoped_session) as session:
+        models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        checked: set[str] = set()
+        for _ in range(count):
+            trial = models.TrialModel(
+                study_id=study_id,
+                number=None,
+                state=TrialState.RUNNING,
+                datetime_start=datetime.now(),
+            )
+            session.add(trial)
+            session.flush()
+            trial.number = trial.count_past_trials(session)
+            new = fill(trial.number)
+            for name in set(new.params) - checked:  # as Optuna: against the stored kind
+                _check_distribution(session, study_id, name, new.distributions[name])
+                checked.add(name)
+            session.add_all(_trial_rows(trial.trial_id, new))
+            made.append((trial.trial_id, trial.number))
+    return made
+
+
+def _check_distribution(session: Any, study_id: int, name: str, dist: Any) -> None:
+    """Refuse a parameter whose distribution differs in kind from the one stored for it
+    (the check of Optuna's ``_set_trial_param_without_commit``)."""
+    stored = (
+        session.query(models.TrialParamModel)
+        .join(models.TrialModel)
+        .filter(models.TrialModel.study_id == study_id)
+        .filter(models.TrialParamModel.param_name == name)
+        .first()
+    )
+    if stored is not None:
+        previous = optuna.distributions.json_to_distribution(stored.distribution_json)
+        optuna.distributions.check_distribution_compatibility(previous, dist)
+
+
+def _trial_rows(trial_id: int, new: NewTrial) -> list[Any]:
+    """The parameter, attribute and heartbeat rows of a new trial, as Optuna writes them
+    (internal parameter values, distributions and attributes as JSON)."""
+    rows: list[Any] = [
+        models.TrialParamModel(
+            trial_id=trial_id,
+            param_name=name,
+            param_value=new.distributions[name].to_internal_repr(value),
+            distribution_json=optuna.distributions.distribution_to_json(new.distributions[name]),
+        )
+        for name, value in new.params.items()
+    ]
+    for model, attrs in (
+        (models.TrialUserAttributeModel, new.user_attrs),
+        (models.TrialSystemAttributeModel, new.system_attrs),
+    ):
+        rows += [
+            model(trial_id=trial_id, key=k, value_json=json.dumps(v)) for k, v in attrs.items()
+        ]
+    rows.append(models.TrialHeartbeatModel(trial_id=trial_id))
+    return rows
+
+
+def finish_trials(storage: Any, finishes: Sequence[Finish]) -> set[int]:
+    """Finish running trials in one transaction; return the ids finished.
+
+    Per trial what ``trial.set_user_attr`` + ``study.tell`` write (the sampler's
+    ``after_trial`` is the caller's business): the user attributes, the value, the state
+    and the completion time. The trials are locked (``FOR UPDATE``) and read in one query,
+    their attributes and values in one each. A trial that is no longer RUNNING (another
+    worker took it over as abandoned) is left as it is and not in the result."""
+    rdb = _rdb(storage)
+    ids = [item.trial_id for item in finishes]
+    done: set[int] = set()
+    with _create_scoped_session(rdb.scoped_session) as session:
+        trial_cls, attr_cls, value_cls = (
+            models.TrialModel,
+            models.TrialUserAttributeModel,
+            models.TrialValueModel,
+        )
+        query = session.query(trial_cls).filter(trial_cls.trial_id.in_(ids))
+        trials = {t.trial_id: t for t in query.with_for_update().all()}
+        attrs = {
+            (a.trial_id, a.key): a
+            for a in session.query(attr_cls).filter(attr_cls.trial_id.in_(ids)).all()
+        }
+        values = {
+            v.trial_id: v
+            for v in session.query(value_cls)
+            .filter(value_cls.trial_id.in_(ids), value_cls.objective == 0)
+            .all()
+        }
+        for item in finishes:
+            trial = trials.get(item.trial_id)
+            if trial is None:
+                raise KeyError(f"no trial with trial_id {item.trial_id}")
+            if trial.state != TrialState.RUNNING:
+                continue
+            for key, value in item.user_attrs.items():
+                row = attrs.get((trial.trial_id, key))
+                if row is None:
+                    session.add(
+                        attr_cls(trial_id=trial.trial_id, key=key, value_json=json.dumps(value))
+                    )
+                else:
+                    row.value_json = json.dumps(value)
+            if item.value is not None:
+                stored, kind = value_cls.value_to_stored_repr(float(item.value))
+                row = values.get(trial.trial_id)
+                if row is None:
+                    session.add(
+                        value_cls(
+                            trial_id=trial.trial_id, objective=0, value=stored, value_type=kind
+                        )
+                    )
+                else:
+                    row.value, row.value_type = stored, kind
+            trial.state = item.state
+            trial.datetime_complete = datetime.now()
+            done.add(item.trial_id)
+    return done
