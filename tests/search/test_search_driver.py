@@ -56,6 +56,27 @@ def test_random_search_finds_the_learning_rate_in_the_right_decade(tmp_path: Any
     assert [t.value for t in finished_trials(again)] == [t.value for t in finished_trials(study)]
 
 
+def test_without_batch_writes_the_same_trials_are_stored(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An Optuna whose row models moved (``BATCH_WRITES`` False) asks and tells one by one:
+    the same trial numbers, parameters, seeds, values, states and curves."""
+
+    def stored(path: str) -> list[tuple[Any, ...]]:
+        return [
+            (t.number, t.state, t.params, t.value, t.user_attrs["seed"], t.user_attrs[RESULT_ATTR])
+            for t in _load(path).get_trials()
+        ]
+
+    batched = str(tmp_path / "batched.db")
+    run_search(make_job(batched, trials=6, seed=1, batch=3))
+    monkeypatch.setattr(driver, "BATCH_WRITES", False)
+    alone = str(tmp_path / "alone.db")
+    run_search(make_job(alone, trials=6, seed=1, batch=3))
+    assert len(stored(batched)) == 6
+    assert stored(alone) == stored(batched)
+
+
 def test_threads_per_worker_share_out_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     from initlab.experiments import common
 

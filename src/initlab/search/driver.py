@@ -57,6 +57,7 @@ from initlab.search.samplers import (
 )
 from initlab.search.space import SearchSpace
 from initlab.search.storage import (
+    BATCH_WRITES,
     HEARTBEAT_INTERVAL,
     Finish,
     NewTrial,
@@ -210,7 +211,7 @@ def _ask(
     its draws depend on the trial number only, so they are the ones ``study.ask`` would
     give. Otherwise trials are asked one by one (TPE and grid read the study; a queued
     retry is popped by ``study.ask``)."""
-    if isinstance(study.sampler, TrialSeededRandomSampler) and not waiting:
+    if BATCH_WRITES and isinstance(study.sampler, TrialSeededRandomSampler) and not waiting:
         return _ask_batch(study, space, k, seed)
     owner = current_owner()
     trials = []
@@ -324,7 +325,7 @@ def _tell_all(study: optuna.Study, trials: Sequence[Any], outcomes: Sequence[Tri
     samplers learn from each trial in ``study.tell``."""
     pairs = list(zip(trials, outcomes, strict=True))
     valid = all(o.status != "complete" or math.isfinite(o.value) for o in outcomes)
-    if isinstance(study.sampler, TrialSeededRandomSampler) and valid:
+    if BATCH_WRITES and isinstance(study.sampler, TrialSeededRandomSampler) and valid:
         return len(finish_trials(study._storage, [_finish_of(t, o) for t, o in pairs]))
     told = 0
     for trial, outcome in pairs:

@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages._rdb import models
-from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import TrialState
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL
@@ -207,6 +205,14 @@ def _differs(
 
 
 # --- batched writes -------------------------------------------------------------------------
+try:  # Optuna's own row models and session (internal: pinned in constraints.txt, tested)
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    BATCH_WRITES = True
+except ImportError:  # an Optuna whose internals moved: the driver asks and tells one by one
+    BATCH_WRITES = False
+
 # Optuna's ask-and-tell commits once per call: asking a trial (create, every parameter, the
 # owner tag, the seed, the heartbeat) and telling it (curves, state) were ~8 commits and as
 # many re-reads of the study's unfinished trials, which for a batch of 100 trials asked at
