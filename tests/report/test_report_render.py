@@ -1,6 +1,7 @@
 """Figure infos are drawn to PNG and SVG; malformed infos are one-line errors."""
 
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -140,13 +141,30 @@ def test_linear_tick_labels_are_plain_text_and_offsets_powers_of_ten() -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked drawing is Linux-only")
-def test_figures_drawn_in_forked_processes_are_the_same_files(tmp_path: Path) -> None:
-    """``workers=2`` draws the figures in two forked processes: the same bytes as drawn one
-    after the other, returned in the given order; a bad info is still one line."""
+def test_figures_drawn_in_forked_processes_are_the_same_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``workers=2`` draws the figures in this process and one forked child: the same bytes
+    as drawn one after the other, returned in the given order; a bad info drawn by the
+    child is still the one-line error, raised here."""
+    import initlab.report.render as render
+
+    forks: list[int] = []
+    real_fork = os.fork
+
+    def counted_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    monkeypatch.setattr(render.os, "fork", counted_fork)
     infos = [_every_panel_kind()]
     infos.append(FigureInfo("second", "Second", [[LinePanel([Series([1.0, 2.0], [3.0, 1.0])])]]))
     serial = render_figures(infos, tmp_path / "serial")
+    assert forks == []
     forked = render_figures(infos, tmp_path / "forked", workers=2)
+    assert len(forks) == 1  # the small figure went to the child
     assert [sorted(p) for p in forked] == [["png", "svg"]] * 2
     for one, other in zip(serial, forked, strict=True):
         assert other["png"].parent == tmp_path / "forked"
@@ -155,4 +173,5 @@ def test_figures_drawn_in_forked_processes_are_the_same_files(tmp_path: Path) ->
             assert one[fmt].read_bytes() == other[fmt].read_bytes()
     bad = FigureInfo("h", "H", [[HistogramPanel([0.0, 1.0], [1, 2])]])
     with pytest.raises(InitlabError, match="len\\(edges\\) == len\\(counts\\) \\+ 1"):
-        render_figures([infos[1], bad], tmp_path / "bad", workers=2)
+        render_figures([infos[1], bad], tmp_path / "bad", workers=2)  # bad: the child's
+    assert len(forks) == 2 and (tmp_path / "bad" / "second.png").exists()

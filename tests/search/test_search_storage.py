@@ -8,6 +8,8 @@ from typing import Any
 
 import optuna
 import pytest
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import TrialState
 from search_helpers import make_job
 
@@ -40,6 +42,31 @@ def _row(t: optuna.trial.FrozenTrial) -> tuple[Any, ...]:
     )
 
 
+def _heartbeats(storage: Any, study: optuna.Study) -> int:
+    """The heartbeat rows of the study's trials (what reclaiming a dead worker's reads)."""
+    rdb = getattr(storage, "_backend", storage)
+    with _create_scoped_session(rdb.scoped_session) as session:
+        return (
+            session.query(models.TrialHeartbeatModel)
+            .join(models.TrialModel)
+            .filter(models.TrialModel.study_id == study._study_id)
+            .count()
+        )
+
+
+def test_a_retry_queued_meanwhile_is_asked_first(database: str) -> None:
+    """A WAITING trial (a retry another worker queued after this one counted) stops the
+    one-transaction path with nothing written; ``study.ask`` then pops the retry."""
+    study, storage, space = _open(database, "queued")
+    study.enqueue_trial({"lr": 0.01, "weight_decay": 1e-6})
+    fill = lambda number: NewTrial({}, {}, {}, {})  # noqa: E731 (never called)
+    assert create_running_trials(study._storage, study._study_id, 3, fill) is None
+    assert [t.state for t in study.get_trials()] == [TrialState.WAITING]
+    asked = driver._ask(study, storage, space, 2, 7, waiting=0)  # counted before the retry
+    assert [t.number for t in asked] == [0, 1]
+    assert asked[0].params == {"lr": 0.01, "weight_decay": 1e-6}
+
+
 def _outcomes() -> list[TrialOutcome]:
     return [
         TrialOutcome("complete", 0.75, [0.5, 0.75], [0.6, 0.8]),
@@ -57,7 +84,7 @@ def test_a_batch_in_one_transaction_stores_what_ask_and_tell_store(database: str
     asked_slow = driver._ask(slow, storage, space, 4, 7, waiting=1)  # study.ask one by one
     for study, asked in ((fast, asked_fast), (slow, asked_slow)):
         asked[1].report(0.25, 1)  # what the reporter stores when a pruner is on
-        assert not storage._get_stale_trial_ids(study._study_id)  # heartbeats recorded
+        assert _heartbeats(storage, study) == 4  # one heartbeat row a trial
     running_fast = [_row(t) for t in fast.get_trials()]
     running_slow = [_row(t) for t in slow.get_trials()]
     assert running_fast == running_slow

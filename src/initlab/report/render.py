@@ -10,13 +10,13 @@ in the curve) instead of being clipped to the axis, so vanishing signals read co
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import math
-import multiprocessing
 import os
 import re
+import signal
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FORMATS: tuple[str, ...] = ("png", "svg")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PNG_DPI = 110
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _RC = {
@@ -461,11 +462,75 @@ def _import_drawing() -> None:
 def _render_forked(
     infos: list[FigureInfo], out_dir: str | Path, workers: int
 ) -> list[dict[str, Path]]:
-    """:func:`render_figure` of each figure in ``workers`` forked processes, the figures
-    with the most panels first (so that the last one to start is a small one)."""
-    _import_drawing()  # before the fork, so that every worker inherits the modules
-    order = sorted(range(len(infos)), key=lambda i: -sum(map(len, infos[i].panels)))
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {i: pool.submit(render_figure, infos[i], out_dir) for i in order}
-        return [futures[i].result() for i in range(len(infos))]
+    """:func:`render_figure` of each figure, the figures shared out by panel count among
+    this process and ``workers - 1`` forked children.
+
+    Each child draws its share and exits (``os._exit``), and dies with this process
+    (``PR_SET_PDEATHSIG``), so no child outlives the run or keeps holding a lock it
+    inherited. A child that fails has its figures drawn again here, so its error is raised
+    here as it would be without the fork; on an interrupt (Ctrl-C) or any other error here
+    the children are killed first.
+    """
+    _import_drawing()  # before the fork, so that every child inherits the modules
+    shares = _shares(infos, workers)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # nothing buffered is written twice
+    parent = os.getpid()
+    children: dict[int, list[int]] = {}
+    try:
+        for share in shares[1:]:
+            pid = os.fork()
+            if pid == 0:  # the child: draw, then leave without running the parent's exit code
+                code = 1
+                try:
+                    _die_with(parent)
+                    for i in share:
+                        render_figure(infos[i], out_dir)
+                    code = 0
+                finally:
+                    os._exit(code)
+            children[pid] = share
+        for i in shares[0]:
+            render_figure(infos[i], out_dir)
+        failed: list[int] = []
+        for pid in list(children):
+            if _exit_code(pid) != 0:
+                failed += children[pid]
+            del children[pid]
+    finally:
+        for pid in children:  # an error or an interrupt here: stop the children
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    for i in failed:
+        render_figure(infos[i], out_dir)  # raises the child's error, here
+    out = Path(out_dir)
+    return [{fmt: out / f"{info.name}.{fmt}" for fmt in FORMATS} for info in infos]
+
+
+def _shares(infos: list[FigureInfo], workers: int) -> list[list[int]]:
+    """Figure indices for ``workers`` processes, balanced by panel count (largest first)."""
+    sizes = [sum(map(len, info.panels)) for info in infos]
+    shares: list[list[int]] = [[] for _ in range(workers)]
+    loads = [0] * workers
+    for i in sorted(range(len(infos)), key=lambda i: -sizes[i]):
+        j = loads.index(min(loads))
+        shares[j].append(i)
+        loads[j] += sizes[i]
+    return shares
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this (forked) process when its parent dies (Linux prctl)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # no prctl: the child still exits when its share is drawn
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _exit_code(pid: int) -> int:
+    """Wait for a child; its exit status (a signal's death counts as failure)."""
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)

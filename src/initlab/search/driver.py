@@ -212,7 +212,9 @@ def _ask(
     give. Otherwise trials are asked one by one (TPE and grid read the study; a queued
     retry is popped by ``study.ask``)."""
     if BATCH_WRITES and isinstance(study.sampler, TrialSeededRandomSampler) and not waiting:
-        return _ask_batch(study, space, k, seed)
+        batch = _ask_batch(study, space, k, seed)
+        if batch is not None:
+            return batch
     owner = current_owner()
     trials = []
     for _ in range(k):
@@ -227,8 +229,9 @@ def _ask(
     return trials
 
 
-def _ask_batch(study: optuna.Study, space: SearchSpace, k: int, seed: int) -> list[Any]:
-    """``k`` new trials of the random sampler, written in one transaction."""
+def _ask_batch(study: optuna.Study, space: SearchSpace, k: int, seed: int) -> list[Any] | None:
+    """``k`` new trials of the random sampler, written in one transaction (None: a retry
+    was queued meanwhile, nothing was written)."""
     sampler, owner, dists = study.sampler, current_owner(), space.distributions()
 
     def fill(number: int) -> NewTrial:
@@ -237,6 +240,8 @@ def _ask_batch(study: optuna.Study, space: SearchSpace, k: int, seed: int) -> li
         return NewTrial(params, dists, seed_attr, {OWNER_ATTR: owner})
 
     made = create_running_trials(study._storage, study._study_id, k, fill)
+    if made is None:
+        return None
     return [optuna.trial.Trial(study, trial_id) for trial_id, _ in made]
 
 
@@ -306,13 +311,13 @@ def _result_attr(outcome: TrialOutcome) -> dict[str, Any]:
 
 def _finish_of(trial: Any, outcome: TrialOutcome) -> Finish:
     """What ``study.tell`` stores for an outcome: COMPLETE with its value, or PRUNED with the
-    last reported intermediate value (when there is one and it is finite)."""
+    last reported intermediate value (when there is one and it is not NaN)."""
     attrs = {RESULT_ATTR: _result_attr(outcome)}
     if outcome.status == "complete":
         return Finish(trial._trial_id, TrialState.COMPLETE, float(outcome.value), attrs)
     steps = trial._cached_frozen_trial.intermediate_values  # what trial.report stored
     last = steps[max(steps)] if steps else None
-    value = last if last is not None and math.isfinite(last) else None
+    value = last if last is not None and not math.isnan(last) else None  # as study.tell
     return Finish(trial._trial_id, TrialState.PRUNED, value, attrs)
 
 

@@ -209,7 +209,14 @@ try:  # Optuna's own row models and session (internal: pinned in constraints.txt
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
-    BATCH_WRITES = True
+    BATCH_WRITES = all(  # and every method used below is where it was
+        hasattr(model, name)
+        for model, name in (
+            (models.StudyModel, "find_or_raise_by_id"),
+            (models.TrialModel, "count_past_trials"),
+            (models.TrialValueModel, "value_to_stored_repr"),
+        )
+    )
 except ImportError:  # an Optuna whose internals moved: the driver asks and tells one by one
     BATCH_WRITES = False
 
@@ -249,8 +256,10 @@ def _rdb(storage: Any) -> Any:
 
 def create_running_trials(
     storage: Any, study_id: int, count: int, fill: Callable[[int], NewTrial]
-) -> list[tuple[int, int]]:
-    """Create ``count`` RUNNING trials in one transaction; return their (trial id, number).
+) -> list[tuple[int, int]] | None:
+    """Create ``count`` RUNNING trials in one transaction; return their (trial id, number),
+    or None (nothing written) when the study holds a WAITING trial (a retry another worker
+    queued after the caller looked), which ``study.ask`` has to take first.
 
     Row for row what ``study.ask`` + ``set_trial_system_attr`` + ``set_user_attr`` +
     ``record_heartbeat`` write: the study row is locked first, as Optuna's
@@ -261,6 +270,14 @@ def create_running_trials(
     made: list[tuple[int, int]] = []
     with _create_scoped_session(rdb.scoped_session) as session:
         models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+        waiting = (
+            session.query(models.TrialModel.trial_id)
+            .filter(models.TrialModel.study_id == study_id)
+            .filter(models.TrialModel.state == TrialState.WAITING)
+            .first()
+        )
+        if waiting is not None:  # a retry queued meanwhile: study.ask must pop it first
+            return None
         checked: set[str] = set()
         for _ in range(count):
             trial = models.TrialModel(

@@ -480,6 +480,7 @@ class DepthScan(Experiment):
         with single_thread():
             key = weights_key(spec, run.seed)
             drawn = self._network is not None and key == self._weights
+            self._weights = None  # a run that fails here leaves no half-drawn weights named
             model, x, r = network_and_inputs(spec, run.seed, self._network, drawn)
             act, grad = propagate(model, x, r, activation, depth, progress, self._buffers)
         # the next run of this shape initializes this network again instead of building
