@@ -436,8 +436,9 @@ def render_figures(
 ) -> list[dict[str, Path]]:
     """Render every figure; file stems must be unique.
 
-    ``workers > 1`` draws the figures in that many forked processes at once (on Linux;
-    elsewhere, or for a single figure, one after the other): the experiments train on one
+    ``workers > 1`` draws the figures in this process and ``workers - 1`` forked children
+    at once (on Linux; elsewhere, or for a single figure, one after the other; see
+    :func:`_render_forked`): the experiments train on one
     intra-op thread, so when the figures are drawn the other cores are idle, and a figure
     costs 0.5-3 s of matplotlib (A1's three 50-panel figures: 9 s in one process). The
     files are the same either way (each figure is drawn whole by one process).
