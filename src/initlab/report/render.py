@@ -413,22 +413,24 @@ def render_figure(info: FigureInfo, out_dir: str | Path) -> dict[str, Path]:
         raise InitlabError(
             f"figure name {info.name!r} is not a valid file stem; use letters, digits, - and _"
         )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
+    paths = figure_paths(info, out_dir)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context(_RC):
         fig = draw_figure(info)
         fix_layout(fig)
-        for fmt in FORMATS:
-            path = out / f"{info.name}.{fmt}"
+        for fmt, path in paths.items():
             metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {"Software": None}
             # through a temporary file: a report (or another process drawing the same
             # experiment) never reads half a figure
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             fig.savefig(tmp, format=fmt, dpi=PNG_DPI, metadata=metadata)
             os.replace(tmp, path)
-            paths[fmt] = path
     return paths
+
+
+def figure_paths(info: FigureInfo, out_dir: str | Path) -> dict[str, Path]:
+    """Where :func:`render_figure` saves ``info``: ``out_dir/{name}.{fmt}`` per format."""
+    return {fmt: Path(out_dir) / f"{info.name}.{fmt}" for fmt in FORMATS}
 
 
 def render_figures(
@@ -504,8 +506,7 @@ def _render_forked(
             os.waitpid(pid, 0)
     for i in failed:
         render_figure(infos[i], out_dir)  # raises the child's error, here
-    out = Path(out_dir)
-    return [{fmt: out / f"{info.name}.{fmt}" for fmt in FORMATS} for info in infos]
+    return [figure_paths(info, out_dir) for info in infos]
 
 
 def _shares(infos: list[FigureInfo], workers: int) -> list[list[int]]:

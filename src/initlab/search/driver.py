@@ -211,7 +211,7 @@ def _ask(
     its draws depend on the trial number only, so they are the ones ``study.ask`` would
     give. Otherwise trials are asked one by one (TPE and grid read the study; a queued
     retry is popped by ``study.ask``)."""
-    if BATCH_WRITES and isinstance(study.sampler, TrialSeededRandomSampler) and not waiting:
+    if _writes_batches(study) and not waiting:
         batch = _ask_batch(study, space, k, seed)
         if batch is not None:
             return batch
@@ -227,6 +227,13 @@ def _ask(
             trial.set_user_attr("seed", trial_seed(seed, trial.number, "init"))
         trials.append(trial)
     return trials
+
+
+def _writes_batches(study: optuna.Study) -> bool:
+    """Whether a batch is asked and told in one transaction each: with Optuna's row models
+    at hand (:data:`~initlab.search.storage.BATCH_WRITES`) and the trial-seeded random
+    sampler, whose draws depend on the trial number only and which learns nothing."""
+    return BATCH_WRITES and isinstance(study.sampler, TrialSeededRandomSampler)
 
 
 def _ask_batch(study: optuna.Study, space: SearchSpace, k: int, seed: int) -> list[Any] | None:
@@ -330,7 +337,7 @@ def _tell_all(study: optuna.Study, trials: Sequence[Any], outcomes: Sequence[Tri
     samplers learn from each trial in ``study.tell``."""
     pairs = list(zip(trials, outcomes, strict=True))
     valid = all(o.status != "complete" or math.isfinite(o.value) for o in outcomes)
-    if BATCH_WRITES and isinstance(study.sampler, TrialSeededRandomSampler) and valid:
+    if _writes_batches(study) and valid:
         return len(finish_trials(study._storage, [_finish_of(t, o) for t, o in pairs]))
     told = 0
     for trial, outcome in pairs:
