@@ -21,6 +21,14 @@ run: equal up to float rounding means no trial differs by more than one validati
 (0.01) at any epoch (the engine and ``fit`` round differently by an ulp, which SGD can
 amplify into one image's prediction flipping).
 
+The arithmetic floor is printed beside the times: the matrix-product FLOPs of the trials
+(``initlab.experiments.flops.training_flops``: every training step, and the evaluation of
+the training and validation images at step 0 and after every epoch) at the float32 GEMM
+rate measured in the same process with the same threads. The one-by-one time over the
+floor is the largest ratio any batched engine could reach on this machine (one that ran
+every product at the GEMM peak and did nothing else); the batched time over the floor says
+how far the engine is from that.
+
 With ``--overhead`` the study's own cost is timed alone: ``run_search`` on C1's job (same
 storage, sampler, batch, epochs and per-epoch reporter calls) with a task that trains
 nothing and gives every trial fixed curves, so what is left is opening the storage,
@@ -47,6 +55,9 @@ from typing import Any
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_init_compare import gemm_peak
+from initlab.experiments.flops import training_flops
 from initlab.experiments.search.common import BOOK_SPACE, build_task, search_job, search_spec
 from initlab.experiments.search.random_search import RandomSearchConfig
 from initlab.search.driver import run_search, study_trials, worker_threads
@@ -72,6 +83,7 @@ def measure(
     spec = c1_spec(trials, epochs, synthetic)
     job = search_job(spec, 0, str(workdir / "runs.db"), study="bench")
     task = build_task(**job.task_args)
+    peak = gemm_peak()
     # 1. the search, batched, with its study
     start, cpu = time.perf_counter(), time.process_time()
     study, _ = run_search(job, threads=threads)
@@ -108,7 +120,23 @@ def measure(
         "max_diff": max(max(diffs), max(study_diffs)),
         "identical": sum(d == 0.0 for d in diffs),
         "best": max(r["value"] for r in rows),
+        "flops": trial_flops(task, len(plans)),
+        "peak": max(peak, gemm_peak()),
     }
+
+
+def trial_flops(task: Any, trials: int) -> float:
+    """Matrix-product FLOPs of ``trials`` trials of ``task``: its training steps, and one
+    evaluation of the training and validation images at step 0 and after every epoch."""
+    widths = (task.train.x.shape[1], *task.hidden, task.train.num_classes)
+    examples = len(task.train) + len(task.valid)
+    return training_flops(
+        widths,
+        members=trials,
+        steps=task.epochs * task.per_epoch,
+        batch=task.batch_size,
+        eval_examples=(task.epochs + 1) * examples,
+    )
 
 
 class NoTraining:
@@ -212,6 +240,15 @@ def main(argv: list[str] | None = None) -> int:
         f"equal within float rounding (<= one image): {row['max_diff'] <= ONE_IMAGE + 1e-9}"
     )
     print(f"  best validation accuracy: {row['best']:.3f}")
+    floor = row["flops"] / (row["peak"] * 1e9)
+    print(
+        f"  arithmetic floor: {row['flops'] / 1e12:.2f} TFLOP at the GEMM peak "
+        f"{row['peak']:.0f} GFLOP/s ({torch.get_num_threads()} thread(s), best of before and "
+        f"after) = {floor:.1f} s; batched training at {floor / row['batched_s']:.0%} of the "
+        f"peak; the largest ratio any batched engine could reach here: "
+        f"{row['loop_s'] / floor:.1f}x"
+    )
+    print(f"  target: >= 4x: {row['ratio'] >= 4.0} ({row['ratio']:.2f}x)")
     if total is not None:
         print(f"  whole C1 experiment (search, store, test evaluation, figures): {total:.1f} s")
     return 0

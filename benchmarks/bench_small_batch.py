@@ -22,6 +22,20 @@ steps).
 
 FLOPs per member and step: B * (6 * sum(in*out) - 2 * in1 * out1) = 281.5 MFLOP at B = 10.
 
+The memory roofline is printed per member count too. At B = 10 every product is thin and
+the weights of 3 or more members (20 MB each) do not stay in cache between the forward and
+the backward pass, so the step's speed is set by how fast the weights stream from memory.
+Each step reads every weight matrix twice (the forward product and the input gradient;
+layer 1 once, its input needs no gradient) and reads and writes it once every
+:data:`~initlab.train.batched_layout.DEFER_STEPS` steps (the deferred update)::
+
+    bytes(member, step) = 4 * (2 * P - P_1) + 8 * P / DEFER_STEPS    (P = sum in*out)
+
+(46.2 MB at the glorot-table network), against 281.5 MFLOP: 6.1 FLOP per byte. That times
+the read bandwidth measured in the same run (``torch.mv`` over a matrix the size of all
+members' weights) is the speed no kernel can pass here; the table shows it as a share of the
+GEMM peak, and the engine's speed as a share of it.
+
 ``--products`` measures each layer product on its own in every layout the engine can use
 (the measurement behind :func:`initlab.train.batched_layout.choose_layout`).
 
@@ -35,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import sys
 import time
 from collections.abc import Callable
@@ -53,6 +68,7 @@ from initlab.data.dataset import Dataset
 from initlab.init.apply import initialize
 from initlab.models.mlp import mlp
 from initlab.train.batched import fit_batched
+from initlab.train.batched_layout import DEFER_STEPS
 
 WIDTHS = (1024, 1000, 1000, 1000, 1000, 1000, 9)
 SCHEMES = ("standard", "xavier_uniform")
@@ -69,6 +85,32 @@ class Row:
     first_diff: float  # max |engine - loop| / max(1, |loop|), first 10 steps
     max_diff: float  # max |engine - loop| over all steps
     peak: float = 0.0  # float32 GEMM GFLOP/s measured just before this row
+    bandwidth: float = 0.0  # GB/s reading the members' weights, measured just before this row
+
+
+def weight_bytes_per_step(widths: tuple[int, ...], defer: int = DEFER_STEPS) -> float:
+    """Bytes of weight traffic one member's step needs at least (module docstring): two
+    float32 reads of every weight (one of layer 1's), and a read and a write every ``defer``
+    steps."""
+    products = [a * b for a, b in itertools.pairwise(widths)]
+    total = sum(products)
+    return 4.0 * (2 * total - products[0]) + 8.0 * total / defer
+
+
+def read_bandwidth(members: int, widths: tuple[int, ...], repeats: int = 3) -> float:
+    """Best GB/s of ``torch.mv`` reading a float32 matrix as large as ``members`` members'
+    weights (their first layer's input width as its row length)."""
+    weights = members * sum(a * b for a, b in itertools.pairwise(widths))
+    cols = widths[0]
+    matrix = torch.randn(max(1, weights // cols), cols)
+    vector, out = torch.randn(cols), torch.empty(matrix.shape[0])
+    torch.mv(matrix, vector, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mv(matrix, vector, out=out)
+        best = min(best, time.perf_counter() - start)
+    return matrix.numel() * 4 / best / 1e9
 
 
 def load_data(synthetic: bool, n: int = 4000) -> Dataset:
@@ -198,25 +240,32 @@ def product_table(members: list[int], batch: int = BATCH, width: int = 1000) -> 
     return lines
 
 
-def print_table(rows: list[Row], flops: float, peak: float) -> None:
+def print_table(rows: list[Row], flops: float, peak: float, traffic: float) -> None:
     header = (
         f"{'members':>7} {'steps':>5} {'loop m-st/s':>11} {'engine m-st/s':>13} {'speedup':>7} "
-        f"{'loop GF/s':>9} {'eng GF/s':>8} {'% peak':>6} {'|dL|<=10':>8} {'max|dL|':>8}"
+        f"{'loop GF/s':>9} {'eng GF/s':>8} {'% peak':>6} {'roof GF/s':>9} {'roof %pk':>8} "
+        f"{'% roof':>6} {'|dL|<=10':>8} {'max|dL|':>8}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
         gf = r.engine_rate * flops / 1e9
+        roof = r.bandwidth * flops / traffic
         print(
             f"{r.members:>7} {r.steps:>5} {r.loop_rate:>11.0f} {r.engine_rate:>13.0f} "
             f"{r.engine_rate / r.loop_rate:>6.2f}x {r.loop_rate * flops / 1e9:>9.1f} "
-            f"{gf:>8.1f} {100 * gf / (r.peak or peak):>5.0f}% {r.first_diff:>8.1e} "
-            f"{r.max_diff:>8.1e}"
+            f"{gf:>8.1f} {100 * gf / (r.peak or peak):>5.0f}% {roof:>9.1f} "
+            f"{100 * roof / (r.peak or peak):>7.0f}% {100 * gf / roof if roof else 0:>5.0f}% "
+            f"{r.first_diff:>8.1e} {r.max_diff:>8.1e}"
         )
     print(
         "\nm-st/s: model-steps/s, median over windows of steps, engine and loop interleaved.\n"
         "% peak: of the float32 GEMM peak measured just before each row (the host's load moves it:"
         f" {', '.join(f'{r.peak:.0f}' for r in rows)} GFLOP/s).\n"
+        f"roof: memory roofline, {flops / traffic:.1f} FLOP per byte of weight traffic "
+        f"({traffic / 1e6:.1f} MB per member-step) times the read bandwidth measured just before\n"
+        f"each row ({', '.join(f'{r.bandwidth:.1f}' for r in rows)} GB/s); roof %pk: that as a "
+        "share of the GEMM peak; % roof: the engine's share of it.\n"
         "|dL|<=10: largest engine-loop loss difference over the first 10 steps relative to\n"
         "max(1, |loss|); max|dL|: largest absolute difference over all steps."
     )
@@ -255,15 +304,17 @@ def main(argv: list[str] | None = None) -> int:
     data = load_data(args.synthetic)
     flops = flops_per_member_step(widths, BATCH)
     print(f"data: {data.name} {list(data.x.shape)}; tanh {'-'.join(map(str, widths))}")
-    print(f"FLOPs per member-step: {flops / 1e6:.1f} M (B*(6*sum(in*out) - 2*in1*out1))\n")
+    traffic = weight_bytes_per_step(widths)
+    print(f"FLOPs per member-step: {flops / 1e6:.1f} M (B*(6*sum(in*out) - 2*in1*out1))")
+    print(f"weight traffic per member-step: {traffic / 1e6:.1f} MB (module docstring)\n")
     rows = []
     for n in args.members:
-        row_peak = gemm_peak(args.peak_size)
+        row_peak, row_bandwidth = gemm_peak(args.peak_size), read_bandwidth(n, widths)
         rows.append(measure(n, data, args.steps, widths))
-        rows[-1].peak = row_peak
+        rows[-1].peak, rows[-1].bandwidth = row_peak, row_bandwidth
         print(f"  {n} members: engine {rows[-1].engine_rate:.0f}, loop {rows[-1].loop_rate:.0f}")
     print()
-    print_table(rows, flops, peak)
+    print_table(rows, flops, peak, traffic)
     print_targets(rows, flops)
     agree = all(r.first_diff <= 1e-5 and r.max_diff <= 1e-2 for r in rows)
     print(f"engine and loop losses agree (first 10 steps <= 1e-5 relative, all <= 1e-2): {agree}")

@@ -17,12 +17,15 @@ from initlab.data.batches import minibatches
 from initlab.data.dataset import Dataset
 from initlab.errors import InitlabError
 from initlab.models.mlp import mlp
+from initlab.train import batched_layout
 from initlab.train.batched import fit_batched
 from initlab.train.batched_layout import (
     DEFER_STEPS,
     SMALL_BATCH,
     ProductLayout,
     choose_layout,
+    cpu_capability,
+    forward_major_for,
 )
 from initlab.train.batched_mlp import FusedDecay, StackedMLP
 from initlab.train.fit import fit
@@ -51,7 +54,8 @@ def _data(n: int = 120) -> Dataset:
 
 def test_choice_follows_the_measurement() -> None:
     assert choose_layout(10, 12, (1024, 1000, 9)).grad_major == "batch"
-    assert choose_layout(10, 12, (1024, 1000, 9)).forward_major == "batch"
+    expected = forward_major_for(cpu_capability())
+    assert choose_layout(10, 12, (1024, 1000, 9)).forward_major == expected
     assert choose_layout(128, 3, (1024, 1000, 9)).forward_major == "feature"
     assert choose_layout(10, 3, (784, 100, 10)).forward_major == "feature"
     assert choose_layout(SMALL_BATCH, 3, (784, 100, 10)).grad_major == "batch"
@@ -61,6 +65,21 @@ def test_choice_follows_the_measurement() -> None:
     assert choose_layout(10, 6, (1024, 1000, 9)).members == "batched"
     with pytest.raises(InitlabError, match="grad_major must be one of"):
         ProductLayout(grad_major="column")  # type: ignore[arg-type]
+
+
+def test_forward_layout_follows_the_vector_extension(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AVX-512: feature-major forward (MKL's thin kernel is fast there); AVX2 and anything
+    else: batch-major (module docstring's two hosts)."""
+    assert forward_major_for("AVX512") == "feature"
+    assert forward_major_for("avx512_bf16") == "feature"
+    assert forward_major_for("AVX2") == "batch"
+    assert forward_major_for("DEFAULT") == "batch"
+    monkeypatch.setattr(batched_layout, "cpu_capability", lambda: "AVX2")
+    assert choose_layout(10, 12, (1024, 1000, 9)).forward_major == "batch"
+    monkeypatch.setattr(batched_layout, "cpu_capability", lambda: "AVX512")
+    assert choose_layout(10, 12, (1024, 1000, 9)).forward_major == "feature"
+    assert choose_layout(10, 12, (1024, 1000, 9)).defer > 1
+    assert cpu_capability() == str(torch.backends.cpu.get_cpu_capability())
 
 
 @pytest.mark.parametrize("batchnorm", [False, True])
@@ -200,16 +219,17 @@ def test_fused_weight_decay_is_torchs_coupled_l2_step(chunk: int | None) -> None
 
 @pytest.mark.parametrize("batchnorm", [False, True])
 def test_deferred_updates_give_the_same_steps(batchnorm: bool) -> None:
-    """SGD updates kept as low-rank factors and written back every 3 steps give the losses,
+    """SGD updates kept as low-rank factors and written back every 3 steps (activations
+    batch- or feature-major) give the losses,
     logits (training and evaluation passes between write-backs) and final weights of the
     update at every step, to float32 rounding; a shorter last batch and a non-fused step
     (the optimizer's path) write the pending updates back first."""
     data = _data(40)
     lr = torch.tensor([0.05, 0.1, 0.2])
     runs = []
-    for defer in (1, 3):
+    for defer, forward in ((1, "batch"), (3, "batch"), (3, "feature")):
         models = _members(batchnorm=batchnorm, dropout=0.2)
-        layout = ProductLayout(grad_major="batch", forward_major="batch", defer=defer)
+        layout = ProductLayout(grad_major="batch", forward_major=forward, defer=defer)
         stacked = StackedMLP(models[0].spec, models, dropout_seeds=[1, 2, 3], layout=layout)
         seen = []
         for step in range(8):
@@ -225,8 +245,9 @@ def test_deferred_updates_give_the_same_steps(batchnorm: bool) -> None:
         seen += [g.clone() for g in stacked.grads]
         seen += list(stacked.member_state_dict(1).values())
         runs.append(seen)
-    for a, b in zip(*runs, strict=True):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    for run in runs[1:]:
+        for a, b in zip(runs[0], run, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
 def test_the_engine_defers_at_small_batches_on_wide_layers_as_fit_steps() -> None:

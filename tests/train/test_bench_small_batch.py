@@ -30,6 +30,18 @@ def test_flop_count_of_the_glorot_network_is_281_5_mflop() -> None:
     assert bench.flops_per_member_step(bench.WIDTHS, 10) == 281_500_000
 
 
+def test_weight_traffic_of_the_glorot_network_is_46_2_mb_a_step() -> None:
+    bench = _load()
+    products = (1024 * 1000, *[1000 * 1000] * 4, 1000 * 9)
+    total = sum(products)
+    # two reads of every weight but layer 1's (one), a read and a write every 4 steps
+    expected = 4 * (2 * total - 1024 * 1000) + 8 * total / 4
+    assert bench.weight_bytes_per_step(bench.WIDTHS, defer=4) == pytest.approx(expected)
+    assert expected == 46_234_000
+    assert bench.weight_bytes_per_step(bench.WIDTHS, defer=1) == pytest.approx(expected + 6 * total)
+    assert bench.read_bandwidth(1, (64, 32, 8)) > 0
+
+
 def test_engine_and_loop_agree_with_per_member_rates() -> None:
     bench = _load()
     data = bench.load_data(synthetic=True, n=200)
@@ -44,6 +56,7 @@ def test_script_prints_its_tables(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main(argv) == 0
     out = capsys.readouterr().out
     assert "speedup" in out and "GEMM peak" in out and "target: never slower" in out
+    assert "roof GF/s" in out and "weight traffic per member-step" in out
     assert "agree (first 10 steps <= 1e-5 relative, all <= 1e-2): True" in out
     assert bench.main(["--products", "--members", "1", "--width", "32", "--peak-size", "256"]) == 0
     assert "dH bm" in capsys.readouterr().out

@@ -69,6 +69,16 @@ model-steps/s. So at small batches on wide layers the activations of layers > 1 
 batch-major too (``forward_major``), and the SGD updates are deferred (``defer``,
 :data:`DEFER_STEPS` steps; :mod:`~initlab.train.batched_deferred`): 50 model-steps/s at 4
 steps, 54 at 8, against 49 written back every step.
+
+Back on a 2-core Xeon host with AVX-512 (2026-12-02 19:40 UTC, one thread, GEMM peak 116
+GFLOP/s, same shapes) the forward went the other way again: feature-major ``W @ H`` 32-43
+GFLOP/s against batch-major 18-21 in ``--products``, and whole steps (12 members, 60 steps,
+deferred updates, alternated twice) 86-97 model-steps/s feature-major against 77-79
+batch-major; the input gradient stayed faster batch-major there (18-23 against 11-13). MKL's
+kernel for a thin right-hand operand is the fast one where the CPU has AVX-512 and the slow
+one where it has AVX2 only, so the forward layout follows the CPU's vector extension
+(:func:`forward_major_for`, read from ``torch.backends.cpu.get_cpu_capability()``): the
+choice is the same on every run of one machine, so a seed gives the same numbers each time.
 """
 
 from __future__ import annotations
@@ -142,9 +152,23 @@ def choose_layout(batch: int, members: int, widths: tuple[int, ...]) -> ProductL
     small = batch <= SMALL_BATCH
     return ProductLayout(
         grad_major="batch" if small or wide else "feature",
-        forward_major="batch" if small and wide else "feature",
+        forward_major=forward_major_for(cpu_capability()) if small and wide else "feature",
         defer=DEFER_STEPS if small and wide else 1,
     )
+
+
+def cpu_capability() -> str:
+    """The vector extension PyTorch's CPU kernels run with ("AVX512", "AVX2", "DEFAULT", ...;
+    ``ATEN_CPU_CAPABILITY`` overrides it)."""
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
+def forward_major_for(capability: str) -> Major:
+    """Memory order of the activations of layers > 1 at small batches on wide layers, by the
+    CPU's vector extension (module docstring: the feature-major step measured 1.1-1.2x the
+    batch-major one with AVX-512; the batch-major step 1.5x the feature-major one with AVX2
+    only)."""
+    return "feature" if capability.upper().startswith("AVX512") else "batch"
 
 
 #: Fused SGD steps whose updates are written back together at small batches with wide
