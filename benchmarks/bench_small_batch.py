@@ -8,8 +8,8 @@ trains them), cycled, each with its own seed. Both contenders run in this proces
 same initial weights, on the same minibatches:
 
 * engine: :func:`initlab.train.batched.fit_batched` (all members in one computation; at
-  this batch size its product layout is batch-major, see
-  :mod:`initlab.train.batched_layout`);
+  this batch size its input gradients are batch-major, its forward batch- or feature-major
+  by the CPU's vector extension, see :mod:`initlab.train.batched_layout`);
 * loop: one ``nn.Module`` and one ``torch.optim.SGD`` per member, stepped one minibatch at a
   time (``zero_grad``, ``cross_entropy``, ``backward``, ``step``).
 
@@ -24,7 +24,8 @@ FLOPs per member and step: B * (6 * sum(in*out) - 2 * in1 * out1) = 281.5 MFLOP 
 
 The memory roofline is printed per member count too. At B = 10 every product is thin and
 the weights of 3 or more members (20 MB each) do not stay in cache between the forward and
-the backward pass, so the step's speed is set by how fast the weights stream from memory.
+the backward pass, so the step's speed is bounded by how fast the weights stream from
+memory.
 Each step reads every weight matrix twice (the forward product and the input gradient;
 layer 1 once, its input needs no gradient) and reads and writes it once every
 :data:`~initlab.train.batched_layout.DEFER_STEPS` steps (the deferred update)::
