@@ -25,6 +25,7 @@ from initlab.train.batched_layout import (
     ProductLayout,
     choose_layout,
     cpu_capability,
+    cpu_vendor,
     forward_major_for,
 )
 from initlab.train.batched_mlp import FusedDecay, StackedMLP
@@ -54,7 +55,7 @@ def _data(n: int = 120) -> Dataset:
 
 def test_choice_follows_the_measurement() -> None:
     assert choose_layout(10, 12, (1024, 1000, 9)).grad_major == "batch"
-    expected = forward_major_for(cpu_capability())
+    expected = forward_major_for(cpu_capability(), cpu_vendor())
     assert choose_layout(10, 12, (1024, 1000, 9)).forward_major == expected
     assert choose_layout(128, 3, (1024, 1000, 9)).forward_major == "feature"
     assert choose_layout(10, 3, (784, 100, 10)).forward_major == "feature"
@@ -68,18 +69,21 @@ def test_choice_follows_the_measurement() -> None:
 
 
 def test_forward_layout_follows_the_vector_extension(monkeypatch: pytest.MonkeyPatch) -> None:
-    """AVX-512: feature-major forward (MKL's thin kernel is fast there); AVX2 and anything
-    else: batch-major (module docstring's two hosts)."""
-    assert forward_major_for("AVX512") == "feature"
-    assert forward_major_for("avx512_bf16") == "feature"
-    assert forward_major_for("AVX2") == "batch"
-    assert forward_major_for("DEFAULT") == "batch"
+    """Intel with AVX-512: feature-major forward (MKL's thin kernel is fast there); AVX2,
+    other makers and anything else: batch-major (module docstring's two hosts)."""
+    assert forward_major_for("AVX512", "GenuineIntel") == "feature"
+    assert forward_major_for("AVX2", "GenuineIntel") == "batch"
+    assert forward_major_for("AVX512", "AuthenticAMD") == "batch"
+    assert forward_major_for("DEFAULT", "") == "batch"
     monkeypatch.setattr(batched_layout, "cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(batched_layout, "cpu_vendor", lambda: "GenuineIntel")
     assert choose_layout(10, 12, (1024, 1000, 9)).forward_major == "batch"
     monkeypatch.setattr(batched_layout, "cpu_capability", lambda: "AVX512")
     assert choose_layout(10, 12, (1024, 1000, 9)).forward_major == "feature"
     assert choose_layout(10, 12, (1024, 1000, 9)).defer > 1
+    monkeypatch.undo()
     assert cpu_capability() == str(torch.backends.cpu.get_cpu_capability())
+    assert cpu_vendor() in {"", "GenuineIntel", "AuthenticAMD"} or cpu_vendor().isprintable()
 
 
 @pytest.mark.parametrize("batchnorm", [False, True])

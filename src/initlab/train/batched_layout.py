@@ -77,13 +77,16 @@ deferred updates, alternated twice) 86-97 model-steps/s feature-major against 77
 batch-major; the input gradient stayed faster batch-major there (18-23 against 11-13). MKL's
 kernel for a thin right-hand operand is the fast one where the CPU has AVX-512 and the slow
 one where it has AVX2 only, so the forward layout follows the CPU's vector extension
-(:func:`forward_major_for`, read from ``torch.backends.cpu.get_cpu_capability()``): the
-choice is the same on every run of one machine, so a seed gives the same numbers each time.
+(:func:`forward_major_for`, read from ``torch.backends.cpu.get_cpu_capability()``) and
+its maker (Intel only: MKL chooses kernels by maker too, and AMD with AVX-512 is unmeasured).
+The choice is the same on every run of one machine, so a seed gives the same numbers each
+time, unless ``ATEN_CPU_CAPABILITY`` is set (it changes the layout, not MKL's kernels).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, get_args
 
 import torch
@@ -152,7 +155,9 @@ def choose_layout(batch: int, members: int, widths: tuple[int, ...]) -> ProductL
     small = batch <= SMALL_BATCH
     return ProductLayout(
         grad_major="batch" if small or wide else "feature",
-        forward_major=forward_major_for(cpu_capability()) if small and wide else "feature",
+        forward_major=forward_major_for(cpu_capability(), cpu_vendor())
+        if small and wide
+        else "feature",
         defer=DEFER_STEPS if small and wide else 1,
     )
 
@@ -163,12 +168,29 @@ def cpu_capability() -> str:
     return str(torch.backends.cpu.get_cpu_capability())
 
 
-def forward_major_for(capability: str) -> Major:
+def cpu_vendor() -> str:
+    """The CPU's maker as Linux reports it (``vendor_id`` in /proc/cpuinfo: "GenuineIntel",
+    "AuthenticAMD", ...; "" where there is no such file)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "vendor_id":
+            return value.strip()
+    return ""
+
+
+def forward_major_for(capability: str, vendor: str) -> Major:
     """Memory order of the activations of layers > 1 at small batches on wide layers, by the
-    CPU's vector extension (module docstring: the feature-major step measured 1.1-1.2x the
-    batch-major one with AVX-512; the batch-major step 1.5x the feature-major one with AVX2
-    only)."""
-    return "feature" if capability.upper().startswith("AVX512") else "batch"
+    CPU's vector extension and maker (module docstring: the feature-major step measured
+    1.1-1.3x the batch-major one on an Intel CPU with AVX-512; the batch-major step 1.5x the
+    feature-major one on an AMD CPU with AVX2 only). MKL picks its kernels by maker as well
+    as by extension, and AMD with AVX-512 was not measured, so feature-major is chosen for
+    Intel with AVX-512 only."""
+    intel = vendor == "GenuineIntel"
+    return "feature" if intel and capability.upper().startswith("AVX512") else "batch"
 
 
 #: Fused SGD steps whose updates are written back together at small batches with wide
