@@ -46,6 +46,7 @@ import itertools
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,17 +99,22 @@ def flops_per_member_step(widths: tuple[int, ...], batch: int) -> float:
     return batch * (6 * sum(products) - 2 * products[0])
 
 
+def best_seconds(call: Callable[[], object], repeats: int) -> float:
+    """Fewest seconds of ``repeats`` timed calls of ``call``, after one untimed warm-up."""
+    call()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def gemm_peak(size: int = 2048, repeats: int = 5) -> float:
     """Best float32 GFLOP/s of ``torch.mm`` on two ``size x size`` matrices."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     out = torch.empty(size, size)
-    torch.mm(a, b, out=out)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b, out=out)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
+    return 2 * size**3 / best_seconds(lambda: torch.mm(a, b, out=out), repeats) / 1e9
 
 
 def load_data(synthetic: bool) -> Dataset:

@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_init_compare import flops_per_member_step, gemm_peak, window_rate
+from bench_init_compare import best_seconds, flops_per_member_step, gemm_peak, window_rate
 from initlab.data.batches import minibatches
 from initlab.data.dataset import Dataset
 from initlab.init.apply import initialize
@@ -105,12 +105,7 @@ def read_bandwidth(members: int, widths: tuple[int, ...], repeats: int = 3) -> f
     cols = widths[0]
     matrix = torch.randn(max(1, weights // cols), cols)
     vector, out = torch.randn(cols), torch.empty(matrix.shape[0])
-    torch.mv(matrix, vector, out=out)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mv(matrix, vector, out=out)
-        best = min(best, time.perf_counter() - start)
+    best = best_seconds(lambda: torch.mv(matrix, vector, out=out), repeats)
     return matrix.numel() * 4 / best / 1e9
 
 

@@ -85,6 +85,7 @@ time, unless ``ATEN_CPU_CAPABILITY`` is set (it changes the layout, not MKL's ke
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -168,9 +169,10 @@ def cpu_capability() -> str:
     return str(torch.backends.cpu.get_cpu_capability())
 
 
+@functools.cache
 def cpu_vendor() -> str:
     """The CPU's maker as Linux reports it (``vendor_id`` in /proc/cpuinfo: "GenuineIntel",
-    "AuthenticAMD", ...; "" where there is no such file)."""
+    "AuthenticAMD", ...; "" where there is no such file), read once per process."""
     try:
         text = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
