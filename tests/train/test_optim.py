@@ -199,6 +199,59 @@ def test_float_hparams_with_stacked_params(name: str) -> None:
             torch.testing.assert_close(a[i], b, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+@pytest.mark.parametrize("members", [None, 3])
+def test_float_hparams_run_torch_fused_kernel(name: str, members: int | None) -> None:
+    """With one float per hyperparameter, Adam and AdamW are torch's fused kernel: bit for
+    bit ``torch.optim.Adam(fused=True)`` (the foreach update differs from it by an ulp within
+    a few steps), a single model or stacked members alike, weight decay on the masked
+    tensors only."""
+    h = {"lr": 0.02, "beta1": 0.8, "beta2": 0.99, "weight_decay": 0.1, "eps": 1e-6}
+    ours = _params(6, members)
+    theirs = [p.clone().requires_grad_(True) for p in ours]
+    opt = make_optimizer(name, **h)
+    state = opt.init_state(ours, DECAY_MASK, members=members)
+    decayed = [p for p, m in zip(theirs, DECAY_MASK, strict=True) if m]
+    plain = [p for p, m in zip(theirs, DECAY_MASK, strict=True) if not m]
+    cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    ref = cls(
+        [{"params": decayed}, {"params": plain, "weight_decay": 0.0}],
+        lr=h["lr"],
+        betas=(h["beta1"], h["beta2"]),
+        eps=h["eps"],
+        weight_decay=h["weight_decay"],
+        fused=True,
+    )
+    lead = () if members is None else (members,)
+    for step in range(STEPS):
+        opt.step_(ours, _grads(step, ours, lead), state)
+        for p, g in zip(theirs, _grads(step, [t.detach() for t in theirs], lead), strict=True):
+            p.grad = g
+        ref.step()
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a, b.detach())
+
+
+def test_adam_after_a_freeze_keeps_per_member_bias_corrections() -> None:
+    """Once a member is frozen its step count falls behind: the update then corrects each
+    member's moments by its own count (the foreach path), not the shared one."""
+    n = 2
+    params = _params(7, members=n)
+    opt = make_optimizer("adam", lr=0.01)
+    state = opt.init_state(params, members=n)
+    opt.step_(params, _grads(0, params, lead=(n,)), state, active=torch.tensor([True, False]))
+    assert state["uneven_steps"]
+    solo = [p[1].clone() for p in params]  # member 1 from here on, alone: its first step
+    solo_state = opt.init_state(solo)
+    for step in range(1, 4):
+        grads = _grads(step, params, lead=(n,))
+        opt.step_(params, grads, state)
+        opt.step_(solo, [g[1] for g in grads], solo_state)
+    assert state["member_step"].tolist() == [4.0, 3.0]
+    for a, b in zip(params, solo, strict=True):
+        torch.testing.assert_close(a[1], b, atol=1e-6, rtol=1e-5)
+
+
 def _state_tensors(state: dict) -> list[Tensor]:
     return [t for v in state.values() if isinstance(v, list) for t in v if isinstance(t, Tensor)]
 
