@@ -93,6 +93,49 @@ def test_a4_hand_written_pass_equals_autograd() -> None:
             assert act[layer]["nonfinite"] == grad[layer]["nonfinite"] == 0
 
 
+def test_a4_vanished_signals_skip_their_products_with_the_same_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ReLU with std 0.5/sqrt(n): the signal is flushed to exactly 0 within ~60 layers and
+    # so is the gradient from the top; those products are skipped, the statistics unchanged
+    depth = 2 * depth_scan.STATS_CHUNK
+    spec = {"depth": depth, "width": 32, "samples": 16, "activation": "relu",
+            "init": "variance_scaling:scale=0.25", "dtype": "float32"}  # fmt: skip
+    model, x, r = depth_scan.network_and_inputs(spec, 0)
+    products = []
+    for name in ("mm", "addmm"):
+        real = getattr(torch, name)
+        monkeypatch.setattr(
+            torch, name, lambda *a, _real=real, **k: products.append(1) or _real(*a, **k)
+        )
+    skipped = depth_scan.propagate(model, x, r, "relu", depth)
+    fewer = len(products)
+    monkeypatch.setattr(depth_scan, "_vanished", lambda signal, weight: False)
+    products.clear()
+    computed = depth_scan.propagate(model, x, r, "relu", depth)
+    assert len(products) == 2 * depth  # every layer's forward and input gradient, + output
+    assert fewer < depth  # more than half of them skipped
+    assert skipped == computed
+    assert skipped[0][-1]["std"] == 0.0 and skipped[1][0]["std"] == 0.0  # vanished both ways
+
+
+def test_a4_a_vanished_signal_still_meets_a_broken_weight() -> None:
+    # 0 * NaN is NaN: a zero signal skips the product only when the weights are finite
+    depth = 8
+    spec = {"depth": depth, "width": 8, "samples": 4, "activation": "relu",
+            "init": "variance_scaling:scale=0.25", "dtype": "float32"}  # fmt: skip
+    model, x, r = depth_scan.network_and_inputs(spec, 0)
+    zero = torch.zeros(4, 8)
+    assert depth_scan._vanished(zero, model.linear3.weight)
+    model.linear3.weight[0, 0] = float("nan")
+    assert not depth_scan._vanished(zero, model.linear3.weight)
+    assert not depth_scan._vanished(torch.full((4, 8), float("nan")), model.linear2.weight)
+    assert not depth_scan._vanished(torch.eye(4, 8), model.linear2.weight)
+    model.linear2.weight.zero_()  # layer 2 makes the signal 0; layer 3 has the NaN
+    act, _ = depth_scan.propagate(model, x, r, "relu", depth)
+    assert act[1]["std"] == 0.0 and act[2]["nonfinite"] == 4  # NaN in row 0's unit 0
+
+
 def test_a4_a_reused_network_gets_the_numbers_of_a_fresh_one() -> None:
     spec = {"depth": 5, "width": 12, "samples": 8, "activation": "tanh", "dtype": "float32"}
     first, _, _ = depth_scan.network_and_inputs({**spec, "init": "critical"}, 0)

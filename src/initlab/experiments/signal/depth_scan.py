@@ -374,7 +374,10 @@ def propagate(
         z = x
         for layer in range(depth):
             lin = linears[layer]
-            torch.addmm(lin.bias, z, lin.weight.t(), out=h_all[layer])
+            if _vanished(z, lin.weight):  # z W^T is zero: h = b
+                h_all[layer].copy_(lin.bias.expand_as(h_all[layer]))
+            else:
+                torch.addmm(lin.bias, z, lin.weight.t(), out=h_all[layer])
             z = kernels.forward(h_all[layer], z_all[layer])
             if (layer + 1) % STATS_CHUNK == 0 or layer + 1 == depth:
                 act.extend(layer_stats(z_all[len(act) : layer + 1], scratch))
@@ -386,7 +389,10 @@ def propagate(
             slot = grads[(depth - 1 - layer) % grads.shape[0]]
             kernels.backward(g, h_all[layer], z_all[layer], slot)  # dL/dh_l
             if layer > 0:
-                torch.mm(slot, linears[layer].weight, out=gh)
+                if _vanished(slot, linears[layer].weight):
+                    gh.zero_()
+                else:
+                    torch.mm(slot, linears[layer].weight, out=gh)
                 g, gh = gh, g
             done = chunk_end - layer
             if done == grads.shape[0] or layer == 0:
@@ -398,6 +404,23 @@ def propagate(
     finally:
         torch.set_flush_denormal(False)  # torch has no getter; off is its default
     return act, [g for g in grad if g is not None]
+
+
+def _vanished(signal: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether ``signal`` is exactly zero and ``weight`` finite, so that a product of the
+    two is zero and need not be computed (a vanished signal, flushed to 0, stays 0: in the
+    default scan the ReLU runs with LeCun, orthogonal and 0.5/sqrt(n) weights and tanh with
+    0.5/sqrt(n) are zero over most of their 1000 layers, and their gradients too, 36% of
+    all the products). The two checks read the tensors once (~15 us at 256 x 256) where the
+    product costs ~0.4 ms. The values are those of the product, up to the sign of a zero.
+
+    ``aminmax`` is one pass (8 us here; ``any`` on floats 38 us), and a NaN fails it; a
+    finite sum of the weights means no entry is Inf or NaN (5 us; ``isfinite().all()`` is
+    four passes, 170 us; a sum that overflows with finite entries only costs the skip)."""
+    low, high = torch.aminmax(signal)
+    if float(low) != 0.0 or float(high) != 0.0:
+        return False
+    return math.isfinite(float(weight.sum()))
 
 
 def _buffer(
