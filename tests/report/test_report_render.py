@@ -2,6 +2,7 @@
 
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -164,7 +165,7 @@ def test_figures_drawn_in_forked_processes_are_the_same_files(
     serial = render_figures(infos, tmp_path / "serial")
     assert forks == []
     forked = render_figures(infos, tmp_path / "forked", workers=2)
-    assert len(forks) == 1  # the small figure went to the child
+    assert len(forks) == 2  # the small figure went to a child, the large one's SVG to another
     assert [sorted(p) for p in forked] == [["png", "svg"]] * 2
     for one, other in zip(serial, forked, strict=True):
         assert other["png"].parent == tmp_path / "forked"
@@ -174,4 +175,41 @@ def test_figures_drawn_in_forked_processes_are_the_same_files(
     bad = FigureInfo("h", "H", [[HistogramPanel([0.0, 1.0], [1, 2])]])
     with pytest.raises(InitlabError, match="len\\(edges\\) == len\\(counts\\) \\+ 1"):
         render_figures([infos[1], bad], tmp_path / "bad", workers=2)  # bad: the child's
-    assert len(forks) == 2 and (tmp_path / "bad" / "second.png").exists()
+    assert len(forks) == 4 and (tmp_path / "bad" / "second.png").exists()
+
+
+def test_a_failing_format_child_raises_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import initlab.report.render as render
+
+    real_save = render._save
+
+    def broken_svg(fig: object, formats: list) -> None:
+        if any(fmt == "svg" for fmt, _ in formats):
+            raise InitlabError("svg broke")
+        real_save(fig, formats)
+
+    monkeypatch.setattr(render, "_save", broken_svg)
+    info = FigureInfo("one", "One", [[LinePanel([Series([1.0, 2.0], [3.0, 1.0])])]])
+    with pytest.raises(InitlabError, match="svg broke"):  # the child's error, raised here
+        render.render_figure(info, tmp_path, fork_formats=True)
+    assert (tmp_path / "one.png").exists() and not (tmp_path / "one.svg").exists()
+
+
+def test_preload_imports_and_warms_matplotlib_in_a_thread() -> None:
+    # in a fresh process (this one has matplotlib already): the thread imports the drawing
+    # modules and lays out its small figure; a drawing after it waits for it, then works
+    code = (
+        "import sys, threading\n"
+        "from initlab.report.render import await_preload, preload_drawing\n"
+        "assert 'matplotlib.backends.backend_svg' not in sys.modules\n"
+        "preload_drawing()\n"
+        "names = [t.name for t in threading.enumerate()]\n"
+        "await_preload()\n"
+        "import matplotlib.font_manager as fm\n"
+        "print('initlab-preload-drawing' in names,\n"
+        "      'matplotlib.backends.backend_svg' in sys.modules, bool(fm.fontManager.ttflist))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "True"]

@@ -47,7 +47,7 @@ from initlab.experiments.base import (
 )
 from initlab.experiments.config import build_config, config_to_dict, field_help, load_config_file
 from initlab.experiments.registry import get_experiment
-from initlab.report.render import render_figures
+from initlab.report.render import preload_drawing, render_figures
 from initlab.store import RunStore
 
 STORE_FILE = "runs.db"
@@ -399,6 +399,8 @@ def run_experiment(
     config_dict = config_to_dict(config)
     # 2. the runs the store lacks, then everything planned read back from the store
     address = Path(out_dir) / STORE_FILE if store is None else store
+    if figure_workers > 1:  # a core is free while this one trains: matplotlib meanwhile
+        preload_drawing()
     with RunStore(address) as opened:
         opened.begin_experiment(name, {"config": config_dict, "seed": seed, "quick": quick})
         executed, skipped = _execute_plan(opened, experiment, plan, config, progress)

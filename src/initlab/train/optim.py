@@ -608,7 +608,6 @@ class Adam(Optimizer):
             _add_scalar_(denom, bc(h["eps"]))
             torch._foreach_addcdiv_(params, exp_avg, denom, value=-step_size)
 
-
     def _fused_step(self, params: list[Tensor], grads: list[Tensor], state: OptState) -> bool:
         """The whole update in torch's fused Adam/AdamW kernel, when it applies; True if done.
 
