@@ -234,6 +234,18 @@ def test_cache_round_trip_and_manifest(tiny, offline, tmp_path) -> None:
     assert fetch_mnist(progress=False)["sha256"] == manifest["sha256"]  # kept, not re-fetched
 
 
+def test_limit_converts_the_first_examples_only(tiny, offline, tmp_path) -> None:
+    fetch_mnist(source=_idx_folder(tmp_path / "mine", tiny), progress=False)
+    whole = load_mnist("train", progress=False)
+    first = load_mnist("train", progress=False, limit=4)
+    assert first.x.shape == (4, 784) and torch.equal(first.x, whole.x[:4])
+    assert torch.equal(first.y, whole.y[:4]) and first.name == whole.name
+    assert len(load_mnist("test", progress=False, limit=100)) == len(tiny["test_labels"])
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(InitlabError, match="limit must be a positive number"):
+            load_mnist("train", progress=False, limit=bad)  # type: ignore[arg-type]
+
+
 def _corrupt_byte(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF

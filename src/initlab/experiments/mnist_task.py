@@ -100,15 +100,16 @@ def load_split(dataset: str, split: Literal["train", "test"], size: int = 0) -> 
     book's ``x_train[:1000]``), 0 keeps all.
 
     Cached per process: an experiment's groups (lab-09 has four) read the same splits, and
-    reading and converting MNIST costs ~0.3 s a split; nothing downstream writes into a
-    dataset's tensors (the engines copy what they convert)."""
+    reading and converting MNIST costs ~0.3 s a split (only the kept examples are
+    converted); nothing downstream writes into a dataset's tensors (the engines copy what
+    they convert)."""
     check_choice(dataset, DATASETS, "dataset")
     if dataset == "synthetic":
         data = synthetic_mnist(split)
     else:
         from initlab.data.mnist import load_mnist
 
-        data = load_mnist(split, progress=False)
+        data = load_mnist(split, progress=False, limit=size or None)
     return data.head(size) if 0 < size < len(data) else data
 
 
