@@ -2,6 +2,7 @@
 
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -197,19 +198,66 @@ def test_a_failing_format_child_raises_here(
     assert (tmp_path / "one.png").exists() and not (tmp_path / "one.svg").exists()
 
 
-def test_preload_imports_and_warms_matplotlib_in_a_thread() -> None:
-    # in a fresh process (this one has matplotlib already): the thread imports the drawing
-    # modules and lays out its small figure; a drawing after it waits for it, then works
+def test_drawing_process_draws_the_same_files_and_this_process_imports_no_matplotlib(
+    tmp_path: Path,
+) -> None:
+    # in a fresh process (this one has matplotlib already): the forked process imports and
+    # warms up matplotlib, draws what it is sent (the same bytes as a serial drawing here),
+    # and the parent never imports it; closing it leaves no child behind
     code = (
-        "import sys, threading\n"
-        "from initlab.report.render import await_preload, preload_drawing\n"
-        "assert 'matplotlib.backends.backend_svg' not in sys.modules\n"
-        "preload_drawing()\n"
-        "names = [t.name for t in threading.enumerate()]\n"
-        "await_preload()\n"
-        "import matplotlib.font_manager as fm\n"
-        "print('initlab-preload-drawing' in names,\n"
-        "      'matplotlib.backends.backend_svg' in sys.modules, bool(fm.fontManager.ttflist))\n"
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from initlab.report.figures import FigureInfo, LinePanel, Series\n"
+        "from initlab.report.render import DrawingProcess\n"
+        "infos = [FigureInfo(f'f{i}', 'F', [[LinePanel([Series([1.0, 2.0], [3.0, i])])]])\n"
+        "         for i in range(3)]\n"
+        "with DrawingProcess(workers=2) as drawing:\n"
+        "    pid = drawing.pid\n"
+        "    paths = drawing.render(infos, sys.argv[1])\n"
+        "    again = drawing.render(infos[:1], sys.argv[1] + '-again')\n"
+        "print(sorted(p.name for p in Path(sys.argv[1]).iterdir()), again[0]['png'].exists())\n"
+        "print('matplotlib' in sys.modules)\n"
+        "try:\n"
+        "    os.kill(pid, 0)\n"
+        "    print('alive')\n"
+        "except ProcessLookupError:\n"
+        "    print('gone')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["True", "True", "True"]
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "forked")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    files, imported, alive = out.stdout.splitlines()
+    names = [f"f{i}.{fmt}" for i in range(3) for fmt in ("png", "svg")]
+    assert files == f"{sorted(names)} True" and imported == "False" and alive == "gone"
+    infos = [
+        FigureInfo(f"f{i}", "F", [[LinePanel([Series([1.0, 2.0], [3.0, float(i)])])]])
+        for i in range(3)
+    ]
+    serial = render_figures(infos, tmp_path / "serial")
+    for paths in serial:
+        for fmt, path in paths.items():
+            assert path.read_bytes() == (tmp_path / "forked" / path.name).read_bytes(), fmt
+
+
+def test_drawing_process_failures_are_raised_here(tmp_path: Path) -> None:
+    import initlab.report.render as render
+
+    bad = FigureInfo("h", "H", [[HistogramPanel([0.0, 1.0], [1, 2])]])
+    good = FigureInfo("g", "G", [[LinePanel([Series([1.0, 2.0], [3.0, 1.0])])]])
+    with render.DrawingProcess(workers=1) as drawing:
+        with pytest.raises(InitlabError, match="len\\(edges\\) == len\\(counts\\) \\+ 1"):
+            drawing.render([bad], tmp_path)  # the process failed: drawn here, raised here
+        assert drawing.render([good], tmp_path)[0]["svg"].exists()  # it goes on serving
+        os.kill(drawing.pid, signal.SIGKILL)
+        os.waitpid(drawing.pid, 0)
+        good.name = "after-death"
+        assert drawing.render([good], tmp_path)[0]["png"].exists()  # drawn here instead
+    pid = None
+    with pytest.raises(KeyboardInterrupt), render.DrawingProcess(workers=1) as drawing:
+        pid = drawing.pid  # an interrupt kills the process at once
+        raise KeyboardInterrupt
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, 0)  # already reaped

@@ -47,7 +47,7 @@ from initlab.experiments.base import (
 )
 from initlab.experiments.config import build_config, config_to_dict, field_help, load_config_file
 from initlab.experiments.registry import get_experiment
-from initlab.report.render import preload_drawing, render_figures
+from initlab.report.render import DrawingProcess, render_figures
 from initlab.store import RunStore
 
 STORE_FILE = "runs.db"
@@ -307,15 +307,19 @@ def _results(
     data: ExperimentData,
     exp_dir: Path,
     figure_workers: int = 1,
+    drawing: DrawingProcess | None = None,
 ) -> tuple[list[Any], list[dict[str, Path]], dict[str, Any], list[str], int]:
-    """Figures (drawn), headline numbers, verdicts and the number of finished runs; the
-    figures of a partial experiment say so in their titles."""
+    """Figures (drawn, by ``drawing`` when given), headline numbers, verdicts and the
+    number of finished runs; the figures of a partial experiment say so in their titles."""
     finished = len(data.finished())
     figures = experiment.figures(config, data)
     if finished < len(data):
         for info in figures:
             info.title = partial_title(info.title, finished, len(data))
-    paths = render_figures(figures, exp_dir, workers=figure_workers)
+    if drawing is not None:
+        paths = drawing.render(figures, exp_dir)
+    else:
+        paths = render_figures(figures, exp_dir, workers=figure_workers)
     headline = experiment.summary(config, data)
     verdicts = experiment.verdicts(headline)
     if finished < len(data):
@@ -356,6 +360,17 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+@contextmanager
+def _drawing(workers: int) -> Iterator[DrawingProcess | None]:
+    """The process that draws the figures (``workers > 1``, Linux), forked before the runs
+    so that it imports matplotlib while they compute; None otherwise."""
+    if workers <= 1 or not sys.platform.startswith("linux"):
+        yield None
+        return
+    with DrawingProcess(workers) as drawing:
+        yield drawing
+
+
 def run_experiment(
     name: str,
     overrides: Sequence[str] | Mapping[str, Any] = (),
@@ -383,7 +398,8 @@ def run_experiment(
             summary.json are written to ``OUT/NAME/`` either way.
         figure_workers: processes that draw the figures at once (forked, on Linux; the
             ``initlab`` command uses every core it may run on, a library call one unless
-            told).
+            told). With more than one, the drawing process is forked before the runs start
+            and imports matplotlib while they compute (:class:`DrawingProcess`).
     """
     started = time.time()
     # 1. settings and plan
@@ -399,9 +415,7 @@ def run_experiment(
     config_dict = config_to_dict(config)
     # 2. the runs the store lacks, then everything planned read back from the store
     address = Path(out_dir) / STORE_FILE if store is None else store
-    if figure_workers > 1:  # a core is free while this one trains: matplotlib meanwhile
-        preload_drawing()
-    with RunStore(address) as opened:
+    with _drawing(figure_workers) as drawing, RunStore(address) as opened:
         opened.begin_experiment(name, {"config": config_dict, "seed": seed, "quick": quick})
         executed, skipped = _execute_plan(opened, experiment, plan, config, progress)
         # 3. figures, headline numbers, verdicts -> OUT/NAME/, from what the store holds; when
@@ -411,7 +425,7 @@ def run_experiment(
             for _ in range(PARTIAL_RETRIES):
                 data = load_experiment_data(opened, name, plan)
                 figures, paths, headline, verdicts, finished = _results(
-                    experiment, config, data, exp_dir, figure_workers
+                    experiment, config, data, exp_dir, figure_workers, drawing
                 )
                 statuses = {run.key: run.status for run in data}
                 if finished == len(plan) or _statuses(opened, name, plan) == statuses:

@@ -10,14 +10,15 @@ in the curve) instead of being clipped to the axis, so vanishing signals read co
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import itertools
 import math
 import os
+import pickle
 import re
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -418,7 +419,6 @@ def render_figure(
     and 0.20 s). A child that fails has its files saved again here, which raises its error
     here; an interrupt here kills it.
     """
-    await_preload()
     import matplotlib
 
     if not _NAME.match(info.name):
@@ -505,17 +505,11 @@ def render_figures(
 
 def _import_drawing() -> None:
     """Import matplotlib's figure and its PNG and SVG backends (what a drawing needs)."""
-    await_preload()
-    _import_drawing_modules()
-
-
-def _import_drawing_modules() -> None:
     import matplotlib.backends.backend_agg
     import matplotlib.backends.backend_svg
     import matplotlib.figure  # noqa: F401
 
 
-_preload: threading.Thread | None = None
 _WARM_UP = FigureInfo(
     "warm-up",
     "warm-up",
@@ -523,44 +517,118 @@ _WARM_UP = FigureInfo(
 )
 
 
-def preload_drawing() -> None:
-    """Import and warm up matplotlib in a background thread, while the caller trains.
+def _warm_up() -> None:
+    """The imports of a drawing, and a small figure laid out and drawn (not saved): fonts
+    found and loaded, text engines built (a 1-panel figure laid out first took 0.27 s,
+    after another figure 0.11 s)."""
+    _import_drawing()
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    with matplotlib.rc_context(_RC):
+        fig = draw_figure(_WARM_UP)
+        fix_layout(fig)
+        FigureCanvasAgg(fig).draw()
+
+
+class DrawingProcess:
+    """A process forked now that imports and warms up matplotlib while this one computes,
+    then draws the figures it is sent (:meth:`render`), with ``workers`` processes.
 
     A fresh process spends ~0.45 s importing matplotlib's figure and backends and ~0.15 s
-    more on its first layout (fonts found and loaded, text engines built: B3's 1-panel
-    figure took 0.27 s to lay out first, 0.11 s after another figure). An experiment
-    trains on one intra-op thread and torch releases the GIL inside its operations, so
-    with a second core this thread does that work meanwhile, and the children that draw
-    figures (forked) inherit it. The drawing waits for the thread first (no two threads in
-    matplotlib's global settings, no fork while a thread holds an import lock); the
-    thread's failures are left to the drawing, which imports again and reports them. Call
-    it only where a core is free for it (the runner: ``figure_workers > 1``).
+    on its first layout. An experiment trains on one intra-op thread, so with a second
+    core that work is done meanwhile, in another process: in a thread of this one it took
+    turns with the training loop on the interpreter lock (B1's loop 0.3-0.8 s slower,
+    measured) and this process never imports matplotlib. Linux only (fork).
+
+    The figure infos go through a pipe, pickled (this process's own objects, to its own
+    child). A figure the process fails to draw, or a process that died, is drawn again
+    here, which raises its error here. The process dies with this one; :meth:`close` ends
+    it (at once after an error or an interrupt).
     """
-    global _preload
-    if _preload is None:
-        _preload = threading.Thread(target=_warm_up, name="initlab-preload-drawing", daemon=True)
-        _preload.start()
+
+    def __init__(self, workers: int = 1) -> None:
+        requests_r, self._requests = os.pipe()
+        self._replies, replies_w = os.pipe()
+        self.pid: int | None = _fork(lambda: self._serve(requests_r, replies_w, workers))
+        os.close(requests_r)
+        os.close(replies_w)
+
+    def _serve(self, requests: int, replies: int, workers: int) -> None:
+        """The drawing process: warm up, then draw each request until the requests end."""
+        os.close(self._requests)  # this end is the parent's: the requests end when it closes
+        os.close(self._replies)
+        with contextlib.suppress(Exception):  # a request draws again and reports the error
+            _warm_up()
+        while (message := _receive(requests)) is not None:
+            infos, out_dir = message
+            try:
+                render_figures(infos, out_dir, workers=workers)
+                reply = "ok"
+            except Exception:  # drawn again by the caller, which raises it there
+                reply = "failed"
+            _send(replies, reply)
+
+    def render(self, infos: list[FigureInfo], out_dir: str | Path) -> list[dict[str, Path]]:
+        """:func:`render_figures` of ``infos``, drawn in the process."""
+        reply = None
+        if self.pid is not None:
+            try:
+                _send(self._requests, (infos, str(out_dir)))
+                reply = _receive(self._replies)
+            except OSError:  # the process is gone (a broken pipe)
+                reply = None
+        if reply != "ok":
+            return render_figures(infos, out_dir)
+        return [figure_paths(info, out_dir) for info in infos]
+
+    def close(self, kill: bool = False) -> None:
+        """End the process: it finishes what it was sent and exits (``kill``: at once)."""
+        if self.pid is None:
+            return
+        pid, self.pid = self.pid, None
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        os.close(self._requests)  # end of requests: the process exits
+        os.close(self._replies)
+        with contextlib.suppress(ChildProcessError):  # reaped already
+            os.waitpid(pid, 0)
+
+    def __enter__(self) -> DrawingProcess:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.close(kill=kind is not None)
 
 
-def await_preload() -> None:
-    """Wait for :func:`preload_drawing`'s thread, if one was started (a no-op after)."""
-    if _preload is not None and _preload is not threading.current_thread():
-        _preload.join()
+def _send(fd: int, value: Any) -> None:
+    """Write ``value`` pickled, behind its length, to the pipe ``fd``."""
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(len(data).to_bytes(8, "little") + data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
-def _warm_up() -> None:
-    """The imports of a drawing, and a small figure laid out and drawn (not saved)."""
-    try:
-        _import_drawing_modules()
-        import matplotlib
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
+def _receive(fd: int) -> Any:
+    """One value written by :func:`_send` (a process's own parent or child: not a file
+    from disk); None at the end of the pipe."""
+    head = _read_exactly(fd, 8)
+    if head is None:
+        return None
+    body = _read_exactly(fd, int.from_bytes(head, "little"))
+    return None if body is None else pickle.loads(body)
 
-        with matplotlib.rc_context(_RC):
-            fig = draw_figure(_WARM_UP)
-            fix_layout(fig)
-            FigureCanvasAgg(fig).draw()
-    except Exception:  # the drawing imports again and says what failed
-        pass
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def _render_forked(
