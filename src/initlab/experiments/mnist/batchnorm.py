@@ -93,7 +93,7 @@ class Batchnorm(GroupExperiment):
 
     name = "batchnorm"
     description = "B3: training accuracy with/without batch norm over 16 weight scales (4x4)"
-    cost = "~20 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
+    cost = "~15 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = "Saito, Deep Learning from Scratch (2016), sec. 6.3.2: batch_norm_test.py"
     Config = BatchnormConfig
     quick: ClassVar[dict[str, Any]] = {"epochs": 10}

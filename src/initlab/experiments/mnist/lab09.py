@@ -123,7 +123,7 @@ class Lab09(GroupExperiment):
 
     name = "lab-09"
     description = "B6: PyTorch lecture lab 09: normal vs xavier init, dropout, batch norm"
-    cost = "~9 min"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
+    cost = "~7 min"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = (
         "Deep Learning Zero To All (season 2), PyTorch lab 09 (deeplearningzerotoall/PyTorch); "
         "fixed: the lab evaluates on raw 0-255 test pixels (here pixels / 255, as in training) "

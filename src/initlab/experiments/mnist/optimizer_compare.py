@@ -131,7 +131,7 @@ class OptimizerCompare(GroupExperiment):
 
     name = "optimizer-compare"
     description = "B2: MNIST loss curves of SGD, Momentum, AdaGrad, RMSProp and Adam (He init)"
-    cost = "~30 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
+    cost = "~25 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = "Saito, Deep Learning from Scratch (2016), sec. 6.1.8: optimizer_compare_mnist.py"
     Config = OptimizerCompareConfig
     quick: ClassVar[dict[str, Any]] = {"steps": 600}

@@ -100,7 +100,7 @@ class ActivationHistograms(Experiment):
 
     name = "activation-histograms"
     description = "A1: per-layer activation histograms at init, per activation x weight scale"
-    cost = "~15 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
+    cost = "~10 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = "Saito, Deep Learning from Scratch (2016), sec. 6.2: weight init histograms"
     Config = ActivationHistogramsConfig
     quick: ClassVar[dict[str, Any]] = {}  # the full preset is already a few seconds

@@ -439,7 +439,7 @@ class DepthScan(Experiment):
 
     name = "depth-scan"
     description = "A4: activation and gradient std per layer at init, up to depth 1000"
-    cost = "~35 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
+    cost = "~25 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = (
         "Poole et al. 2016 (transient chaos), Schoenholz et al. 2017 (deep information "
         "propagation): mean-field signal propagation"

@@ -74,7 +74,7 @@ class ExplodingProduct(Experiment):
 
     name = "exploding-product"
     description = "A3: norm of a product of 101 random 4x4 matrices; the sigmoid's slope"
-    cost = "~5 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
+    cost = "~3 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = "Goodfellow, Bengio & Courville, Deep Learning (2016), sec. 8.2.5 and 10.7"
     Config = ExplodingProductConfig
     quick: ClassVar[dict[str, Any]] = {"seeds": 3}

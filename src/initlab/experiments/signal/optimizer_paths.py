@@ -223,7 +223,7 @@ class OptimizerPaths(Experiment):
 
     name = "optimizer-paths"
     description = "Paths of SGD, Momentum, Nesterov, AdaGrad, RMSProp, Adam on x^2/20 + y^2"
-    cost = "~5 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
+    cost = "~4 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = "Saito, Deep Learning from Scratch (2016), sec. 6.1.7: optimizer_compare_naive.py"
     Config = OptimizerPathsConfig
     quick: ClassVar[dict[str, Any]] = {"grid": 101}

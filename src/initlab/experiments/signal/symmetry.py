@@ -132,7 +132,7 @@ class Symmetry(GroupExperiment):
     description = (
         "A2: constant/zero init keeps hidden units identical; random init or dropout breaks it"
     )
-    cost = "~10 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
+    cost = "~6 s"  # measured: benchmarks/suite.py, CPU seconds (README, Performance)
     source = "Goodfellow, Bengio & Courville, Deep Learning (2016), sec. 8.4 (breaking symmetry)"
     Config = SymmetryConfig
     quick: ClassVar[dict[str, Any]] = {"steps": 150, "train_size": 1000}
