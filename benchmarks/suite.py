@@ -30,20 +30,20 @@ process spends about 2.5 s importing torch (1.7 s of it in ``torch/__init__``, m
 ``python -X importtime``) and 0.8 s importing matplotlib before anything is computed, so no
 such experiment can keep that share under 25%; its share is shown, not checked.
 
-The floor's GEMM rate is one 512^3 measurement in the child process; on the shared 2-core
+The floor's GEMM rate is one 512^3 measurement in the child process; on a shared 2-core
 host it moved between 48 and 77 GFLOP/s from run to run (the same code gave 3.6x and 5.2x
-of it), so compare ratios of runs with similar rates. Above 3x where it is inherent
-(issue 13, measured on the AMD EPYC host):
+of it), so compare ratios of runs with similar rates. On an idle 2-core AMD EPYC host with
+AVX-512 (2026-12-07, 96-104 GFLOP/s, the README's table) every target held: the highest
+ratios were depth-scan 2.5x, B3 2.4x and lab-09 1.9x, the suite 1.92x, the largest share
+outside a loop B3's 24%. What is left above the floor, measured there:
 
-- depth-scan (A4), 35 s CPU, 3.5x at 67 GFLOP/s: the 256^3 products run at ~52 GFLOP/s
-  (1.25x the floor alone), orthogonal's 1002 QR factorizations (3 s, LAPACK, not in the
-  floor), 65.6M normals a drawn network (torch's generator, 0.5 s each), MKL's tanh
-  (1.6 s), the figure (5 s) and imports (3 s); see its module docstring.
-- optimizer-compare (B2), 44 s CPU, 3.1x at 67 GFLOP/s (3.6x at 77): five one-member
-  784-100x4-10 networks at batch 128, whose 100 x 100 x 128 products MKL runs at ~40-50
-  GFLOP/s; per step a gather of 128 random rows of the 188 MB training set (160 us: memory
-  latency, 1.6 s of the run) and, for AdaGrad, RMSProp and Adam, element-wise updates
-  over ten parameter tensors (torch's CPU ``_foreach_*`` loop over them, MKL's sqrt).
+- depth-scan (A4), 16.7 s CPU: orthogonal's 1002 QR factorizations (2.5 s, LAPACK at 256 x
+  256, not in the floor), the other schemes' draws (0.3-0.5 s each), imports, the store's
+  20,000 probe rows and the figure; its products run at ~85-90 GFLOP/s, and those of a
+  vanished (exactly zero) signal are skipped (the floor counts them).
+- lab-09 (B6), 266 s CPU: the dropout masks, drawn as ``F.dropout`` draws them
+  (``bernoulli_``, 1.9 ms a step of the deep part), and the batch-norm part's 37,500 steps
+  of a 784-32-32-10 net at batch 32 (0.41 ms each, per-step overhead: 13x its tiny floor).
 
 Usage::
 

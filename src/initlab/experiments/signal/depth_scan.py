@@ -23,16 +23,18 @@ prediction is for infinite width: at depth much larger than the width the measur
 wanders from it, because finite-width fluctuations compound (Hanin & Rolnick 2018, "How
 to start training: the effect of initialization and architecture").
 
-Cost (issue 13; full defaults, 10 runs, one thread, the AMD EPYC host, CPU seconds):
-35 s, against an arithmetic floor of 10 s (the 20,020 products of 256 x 256 x 256 at the
-512^3 GEMM rate, 67-77 GFLOP/s): 3.5x. A scheme's two runs (tanh, relu) share one draw of
-its weights (no scheme reads the activation; the plan puts them next to each other). What
-is left is mostly not the code's: the products themselves 12.7 s (MKL reaches ~52 GFLOP/s
-on these shapes, 1.25x the floor by itself); five draws of 65.6M normals 2.6 s (torch's
-generator; the same numbers need it); orthogonal's 1002 QR factorizations 3.0 s (LAPACK
-at ~15 GFLOP/s, not in the floor); tanh 1.6 s (MKL's vector tanh, 4.4 ns an element on
-this host); the figure 5.3 s and imports 3.4 s. The per-layer statistics take ~3 s and the
-mean-field prediction ~2 s (one quadrature a layer, the recursion is sequential).
+Cost (issue 13; full defaults, 10 runs, one thread, CPU seconds): 16.7 s on a 2-core AMD
+EPYC host with AVX-512 (2026-12-07), against an arithmetic floor of 6.6 s (the 20,020
+products of 256 x 256 x 256 at the 512^3 GEMM rate, ~100 GFLOP/s): 2.5x; 35 s on the AVX2
+host before the skip below. A scheme's two runs (tanh, relu) share one draw of its weights
+(no scheme reads the activation; the plan puts them next to each other). A signal that has
+vanished (exactly zero, denormals being flushed) needs no product: 7169 of the products
+are skipped, with the same numbers (:func:`_vanished`). What is left is mostly not the
+code's: the products themselves (~85-90 GFLOP/s on these shapes); orthogonal's 1002 QR
+factorizations 2.5 s (LAPACK, not in the floor); the other draws 0.3-0.5 s a scheme
+(torch's generator; the same numbers need it); tanh (MKL's vector tanh, 2.5 ns an
+element); the figure, imports, the per-layer statistics (~1 s), the mean-field prediction
+(~0.7 s) and the store's 20,000 probe rows.
 """
 
 from __future__ import annotations
