@@ -232,6 +232,42 @@ def test_float_hparams_run_torch_fused_kernel(name: str, members: int | None) ->
         assert torch.equal(a, b.detach())
 
 
+def test_fused_adam_leaves_strided_tensors_to_the_foreach_update() -> None:
+    """The fused kernel walks a parameter and its gradient as one flat array: a transposed
+    gradient or a strided parameter view goes through the foreach update instead."""
+    base = torch.randn(6, 8, generator=torch.Generator().manual_seed(8))
+    grad = torch.randn(8, 6, generator=torch.Generator().manual_seed(9))
+    dense = [base.clone()]
+    opt = make_optimizer("adam", lr=0.1)
+    opt.step_(dense, [grad.t().contiguous()], opt.init_state(dense))
+    transposed = [base.clone()]
+    opt.step_(transposed, [grad.t()], opt.init_state(transposed))  # a non-contiguous view
+    torch.testing.assert_close(transposed[0], dense[0], atol=1e-6, rtol=0)
+    wide = torch.zeros(6, 16)
+    wide[:, ::2] = base
+    view = [wide[:, ::2]]  # every other column of a larger tensor
+    opt.step_(view, [grad.t().contiguous()], opt.init_state(view))
+    torch.testing.assert_close(view[0], dense[0], atol=1e-6, rtol=0)
+    assert torch.equal(wide[:, 1::2], torch.zeros(6, 8))  # the columns between untouched
+
+
+def test_fused_adam_member_does_not_depend_on_a_frozen_neighbour() -> None:
+    n = 3
+    start = _params(9, members=n)
+    runs = []
+    for freeze in (False, True):
+        params = [p.clone() for p in start]
+        opt = make_optimizer("adam", lr=0.01, weight_decay=0.01)
+        state = opt.init_state(params, DECAY_MASK, members=n)
+        for step in range(12):
+            active = torch.tensor([True, True, not (freeze and step >= 4)])
+            opt.step_(params, _grads(step, params, lead=(n,)), state, active=active)
+        runs.append(params)
+    for a, b in zip(*runs, strict=True):
+        assert torch.equal(a[:2], b[:2])  # bit for bit, frozen neighbour or not
+        assert not torch.equal(a[2], b[2])
+
+
 def test_adam_after_a_freeze_keeps_per_member_bias_corrections() -> None:
     """Once a member is frozen its step count falls behind: the update then corrects each
     member's moments by its own count (the foreach path), not the shared one."""

@@ -104,13 +104,24 @@ _FUSED_DEVICES = ("cpu", "cuda")
 _FUSED_DTYPES = (torch.float32, torch.float64)
 
 
-def _fusable(tensors: Sequence[Tensor]) -> bool:
-    """Whether torch's fused optimizer kernels serve these tensors: one device of a kind
-    they run on, float32 or float64 (initlab's dtypes)."""
-    first = tensors[0] if tensors else None
+def _fusable(params: Sequence[Tensor], grads: Sequence[Tensor]) -> bool:
+    """Whether torch's fused optimizer kernels serve these parameters and gradients: one
+    device of a kind they run on, float32 or float64 (initlab's dtypes), each gradient of
+    its parameter's dtype, and every tensor contiguous (the kernel walks a parameter and
+    its gradient and moments as one flat array: a transposed gradient gave wrong updates,
+    a strided parameter view wrote between its elements; the moments share their
+    parameter's layout, ``zeros_like``)."""
+    first = params[0] if params else None
     if first is None or first.device.type not in _FUSED_DEVICES:
         return False
-    return all(t.device == first.device and t.dtype in _FUSED_DTYPES for t in tensors)
+    return all(
+        p.device == first.device == g.device
+        and p.dtype in _FUSED_DTYPES
+        and g.dtype == p.dtype
+        and p.is_contiguous()
+        and g.is_contiguous()
+        for p, g in zip(params, grads, strict=True)
+    )
 
 
 def _neg(h: Hyper) -> Hyper:
@@ -286,7 +297,7 @@ class Optimizer(ABC):
             if frozen.numel() == 0:
                 frozen = None
             else:  # the members' step counts part: per-member bias corrections from here
-                state["uneven_steps"] = True
+                state["uneven_steps"] = True  # (fused Adam: one call per member)
         saved: list[tuple[Tensor, Tensor]] = []
         if frozen is not None:
             tensors = params + [t for v in state.values() if isinstance(v, list) for t in v]
@@ -306,14 +317,6 @@ class Optimizer(ABC):
     def _steps(self, state: OptState) -> float | Tensor:
         """Steps taken so far, this one included: an int, or one count per member."""
         return state["member_step"] if state["members"] is not None else float(state["step"])
-
-    @staticmethod
-    def _uniform_steps(state: OptState) -> float | None:
-        """Steps taken so far, this one included, when every member has taken them all (a
-        single model, or stacked members none of which was ever frozen); else None."""
-        if state["members"] is None:
-            return float(state["step"])
-        return None if state.get("uneven_steps") else float(state["step"])
 
     def _decayed_grads(
         self, params: list[Tensor], grads: list[Tensor], state: OptState, bc: _Broadcast
@@ -615,21 +618,41 @@ class Adam(Optimizer):
         parameter, gradient and both moments once and writes them once, where the foreach
         update below makes seven passes over them: 1.9 ms against 6.3 ms a step for two
         stacked 784-512x4-10 members (2.4 M parameters, one thread; measured, lab-09's deep
-        part). The same formula, rounded in another order (within an ulp of torch's
-        foreach Adam, as this class's own foreach update is). It applies when every
-        hyperparameter is one python float and every member has taken the same number of
-        steps (no member was frozen), on a device and dtype the kernel serves; else False.
+        part). The same formula, rounded in another order: it agrees with the foreach
+        update to rounding after a step, and the difference grows over training as any
+        rounding difference does. It applies when every hyperparameter is one python float
+        and every parameter and its gradient are dense tensors of one layout, dtype and
+        device the kernel serves; else False. Stacked members whose step counts differ
+        (one was frozen) get one call each with their own count, so a member's numbers
+        do not depend on whether a neighbour diverged.
         """
         h = self.hparams
-        t = self._uniform_steps(state)
-        if t is None or not _FUSED_ADAM or any(isinstance(v, Tensor) for v in h.values()):
+        if not _FUSED_ADAM or any(isinstance(v, Tensor) for v in h.values()):
             return False
-        if not _fusable(params):
+        if not _fusable(params, grads):
             return False
+        moments = (state["exp_avg"], state["exp_avg_sq"])
+        if state["members"] is None or not state.get("uneven_steps"):
+            self._fused_call(params, grads, *moments, float(state["step"]), state["decay_mask"])
+            return True
+        for m, t in enumerate(state["member_step"].tolist()):  # frozen rows: step_ restores
+            rows = [[x[m] for x in tensors] for tensors in (params, grads, *moments)]
+            self._fused_call(*rows, t, state["decay_mask"])
+        return True
+
+    def _fused_call(
+        self,
+        params: list[Tensor],
+        grads: list[Tensor],
+        exp_avg: list[Tensor],
+        exp_avg_sq: list[Tensor],
+        t: float,
+        mask: Sequence[bool],
+    ) -> None:
+        """One fused update of these tensors, ``t`` steps taken; weight decay where ``mask``."""
+        h = self.hparams
         kernel = torch._fused_adamw_ if self._decoupled else torch._fused_adam_
-        step = torch.tensor(t, dtype=torch.float32, device=params[0].device)
-        mask = state["decay_mask"]
-        wd = float(h["weight_decay"])
+        step = torch.full((), t, dtype=torch.float32, device=params[0].device)  # no host copy
         for decayed in (True, False):
             index = [i for i, m in enumerate(mask) if m == decayed]
             if not index:
@@ -637,19 +660,18 @@ class Adam(Optimizer):
             kernel(
                 [params[i] for i in index],
                 [grads[i] for i in index],
-                [state["exp_avg"][i] for i in index],
-                [state["exp_avg_sq"][i] for i in index],
+                [exp_avg[i] for i in index],
+                [exp_avg_sq[i] for i in index],
                 [],
                 [step] * len(index),
                 lr=float(h["lr"]),
                 beta1=float(h["beta1"]),
                 beta2=float(h["beta2"]),
-                weight_decay=wd if decayed else 0.0,
+                weight_decay=float(h["weight_decay"]) if decayed else 0.0,
                 eps=float(h["eps"]),
                 amsgrad=False,
                 maximize=False,
             )
-        return True
 
 
 class AdamW(Adam):
