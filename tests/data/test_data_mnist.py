@@ -241,6 +241,7 @@ def test_limit_converts_the_first_examples_only(tiny, offline, tmp_path) -> None
     assert first.x.shape == (4, 784) and torch.equal(first.x, whole.x[:4])
     assert torch.equal(first.y, whole.y[:4]) and first.name == whole.name
     assert len(load_mnist("test", progress=False, limit=100)) == len(tiny["test_labels"])
+    assert len(load_mnist("train", progress=False, limit=np.int64(3))) == 3
     for bad in (0, -3, 2.5, True):
         with pytest.raises(InitlabError, match="limit must be a positive number"):
             load_mnist("train", progress=False, limit=bad)  # type: ignore[arg-type]

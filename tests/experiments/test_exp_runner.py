@@ -174,3 +174,25 @@ def test_figures_leave_no_temporary_files(tmp_path) -> None:
     )
     paths = render_figure(info, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths.values())
+
+
+def test_the_figures_of_a_run_with_workers_are_drawn_by_the_drawing_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from initlab.report import render
+
+    sent: list[list[str]] = []
+    real = render.DrawingProcess.render
+
+    def recorded(self: render.DrawingProcess, infos: list, out_dir: Any) -> Any:
+        sent.append([info.name for info in infos])
+        return real(self, infos, out_dir)
+
+    monkeypatch.setattr(render.DrawingProcess, "render", recorded)
+    monkeypatch.chdir(tmp_path)  # a relative workspace: the process draws where we look
+    result = run_experiment(
+        "exploding-product", quick=True, out_dir="ws", progress=False, figure_workers=2
+    )
+    assert sent and sent[0] == [path["png"].stem for path in result.figures]
+    for paths in result.figures:
+        assert paths["png"].exists() and paths["svg"].exists()

@@ -179,23 +179,46 @@ def test_figures_drawn_in_forked_processes_are_the_same_files(
     assert len(forks) == 4 and (tmp_path / "bad" / "second.png").exists()
 
 
-def test_a_failing_format_child_raises_here(
+def test_format_child_saves_the_svg_and_a_failing_one_is_saved_again_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import initlab.report.render as render
 
-    real_save = render._save
+    info = FigureInfo("one", "One", [[LinePanel([Series([1.0, 2.0], [3.0, 1.0])])]])
+    serial = render.render_figure(info, tmp_path / "serial")
+    forks: list[int] = []
+    real_fork, real_save, parent = os.fork, render._save, os.getpid()
 
-    def broken_svg(fig: object, formats: list) -> None:
+    def counted_fork() -> int:
+        pid = real_fork()
+        if pid:
+            forks.append(pid)
+        return pid
+
+    def child_breaks(fig: object, formats: list) -> None:
+        if os.getpid() != parent:
+            raise InitlabError("svg broke in the child")
+        real_save(fig, formats)
+
+    monkeypatch.setattr(render.os, "fork", counted_fork)
+    split = render.render_figure(info, tmp_path / "split", fork_formats=True)
+    assert len(forks) == 1  # the SVG was saved by a child, the same bytes
+    for fmt in ("png", "svg"):
+        assert split[fmt].read_bytes() == serial[fmt].read_bytes()
+    monkeypatch.setattr(render, "_save", child_breaks)
+    again = render.render_figure(info, tmp_path / "again", fork_formats=True)
+    assert len(forks) == 2 and again["svg"].read_bytes() == serial["svg"].read_bytes()
+
+    def always_breaks(fig: object, formats: list) -> None:
         if any(fmt == "svg" for fmt, _ in formats):
             raise InitlabError("svg broke")
         real_save(fig, formats)
 
-    monkeypatch.setattr(render, "_save", broken_svg)
-    info = FigureInfo("one", "One", [[LinePanel([Series([1.0, 2.0], [3.0, 1.0])])]])
-    with pytest.raises(InitlabError, match="svg broke"):  # the child's error, raised here
-        render.render_figure(info, tmp_path, fork_formats=True)
-    assert (tmp_path / "one.png").exists() and not (tmp_path / "one.svg").exists()
+    monkeypatch.setattr(render, "_save", always_breaks)
+    with pytest.raises(InitlabError, match="svg broke"):  # saved again here: raised here
+        render.render_figure(info, tmp_path / "broken", fork_formats=True)
+    assert (tmp_path / "broken" / "one.png").exists()
+    assert not (tmp_path / "broken" / "one.svg").exists()
 
 
 def test_drawing_process_draws_the_same_files_and_this_process_imports_no_matplotlib(

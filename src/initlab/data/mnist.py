@@ -29,6 +29,7 @@ labels int64. Splits: ``train`` (60k), ``test`` (10k), ``train50k`` (the first 5
 from __future__ import annotations
 
 import gzip
+import operator
 import tempfile
 import zipfile
 from collections.abc import Sequence
@@ -396,8 +397,8 @@ def load_mnist(
     torch.Size([10000, 784])
     """
     check_choice(split, MNIST_SPLITS, "MNIST split")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise InitlabError(f"limit must be a positive number of examples, got {limit!r}")
+    if limit is not None:
+        limit = _positive_count(limit)
     folder = mnist_cache_folder(cache_dir)
     prefix = "test" if split == "test" else "train"
     keys = (f"{prefix}_images", f"{prefix}_labels")
@@ -414,6 +415,17 @@ def load_mnist(
     x = torch.from_numpy(images.reshape(len(images), -1)).to(torch.float32).div_(PIXEL_SCALE)
     y = torch.from_numpy(labels.astype(np.int64))
     return Dataset(x, y, f"mnist-{split}", CLASSES)
+
+
+def _positive_count(limit: object) -> int:
+    """``limit`` as a positive int (numpy integers too), or a one-line error."""
+    try:
+        value = operator.index(limit)  # type: ignore[arg-type]
+    except TypeError:
+        value = 0
+    if isinstance(limit, bool) or value < 1:
+        raise InitlabError(f"limit must be a positive number of examples, got {limit!r}")
+    return value
 
 
 @dataclass(frozen=True)

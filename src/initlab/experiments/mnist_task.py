@@ -109,7 +109,7 @@ def load_split(dataset: str, split: Literal["train", "test"], size: int = 0) -> 
     else:
         from initlab.data.mnist import load_mnist
 
-        data = load_mnist(split, progress=False, limit=size or None)
+        data = load_mnist(split, progress=False, limit=size if size > 0 else None)
     return data.head(size) if 0 < size < len(data) else data
 
 

@@ -47,7 +47,7 @@ from initlab.experiments.base import (
 )
 from initlab.experiments.config import build_config, config_to_dict, field_help, load_config_file
 from initlab.experiments.registry import get_experiment
-from initlab.report.render import DrawingProcess, render_figures
+from initlab.report.render import CAN_FORK, DrawingProcess, render_figures
 from initlab.store import RunStore
 
 STORE_FILE = "runs.db"
@@ -364,7 +364,7 @@ def _write_atomic(path: Path, text: str) -> None:
 def _drawing(workers: int) -> Iterator[DrawingProcess | None]:
     """The process that draws the figures (``workers > 1``, Linux), forked before the runs
     so that it imports matplotlib while they compute; None otherwise."""
-    if workers <= 1 or not sys.platform.startswith("linux"):
+    if workers <= 1 or not CAN_FORK:
         yield None
         return
     with DrawingProcess(workers) as drawing:

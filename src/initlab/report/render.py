@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FORMATS: tuple[str, ...] = ("png", "svg")
+CAN_FORK = sys.platform.startswith("linux")  # figures drawn in forked processes (Linux only)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 PNG_DPI = 110
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -414,10 +415,10 @@ def render_figure(
 ) -> dict[str, Path]:
     """Draw ``info`` and save it as ``out_dir/{name}.png`` and ``.svg``; return the paths.
 
-    ``fork_formats`` (Linux, for a caller with a free core): once the figure is laid out, a
-    forked child saves the SVG while this process saves the PNG (B3's 16-panel grid: 0.23
-    and 0.20 s). A child that fails has its files saved again here, which raises its error
-    here; an interrupt here kills it.
+    ``fork_formats`` (Linux): once the figure is laid out, a forked child saves the SVG
+    while this process saves the PNG (B3's 16-panel grid: 0.23 and 0.20 s). A child that
+    fails has its files saved again here, which raises its error here; an interrupt here
+    kills it.
     """
     import matplotlib
 
@@ -431,7 +432,7 @@ def render_figure(
     with matplotlib.rc_context(_RC):
         fig = draw_figure(info)
         fix_layout(fig)
-        if not (fork_formats and len(formats) > 1 and sys.platform.startswith("linux")):
+        if not (fork_formats and len(formats) > 1 and CAN_FORK):
             _save(fig, formats)
             return paths
         child = _fork(lambda: _save(fig, formats[1:]))
@@ -441,8 +442,7 @@ def render_figure(
             child = 0
         finally:
             if child:  # an error or an interrupt here: stop the child
-                os.kill(child, signal.SIGKILL)
-                os.waitpid(child, 0)
+                _stop(child)
         if failed:
             _save(fig, formats[1:])
     return paths
@@ -498,7 +498,7 @@ def render_figures(
     if duplicates:
         raise InitlabError(f"figure names must be unique, repeated: {', '.join(duplicates)}")
     workers = min(workers, len(infos))
-    if workers <= 1 or not sys.platform.startswith("linux"):  # fork is safe on Linux
+    if workers <= 1 or not CAN_FORK:
         return [render_figure(info, out_dir) for info in infos]
     return _render_forked(infos, out_dir, workers)
 
@@ -548,11 +548,17 @@ class DrawingProcess:
     """
 
     def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
         requests_r, self._requests = os.pipe()
         self._replies, replies_w = os.pipe()
-        self.pid: int | None = _fork(lambda: self._serve(requests_r, replies_w, workers))
-        os.close(requests_r)
-        os.close(replies_w)
+        self.pid: int | None = None
+        try:
+            self.pid = _fork(lambda: self._serve(requests_r, replies_w, workers))
+        except OSError:  # no fork (memory, process limits): the figures are drawn here
+            pass
+        finally:
+            os.close(requests_r)
+            os.close(replies_w)
 
     def _serve(self, requests: int, replies: int, workers: int) -> None:
         """The drawing process: warm up, then draw each request until the requests end."""
@@ -574,12 +580,12 @@ class DrawingProcess:
         reply = None
         if self.pid is not None:
             try:
-                _send(self._requests, (infos, str(out_dir)))
+                _send(self._requests, (infos, os.path.abspath(out_dir)))
                 reply = _receive(self._replies)
             except OSError:  # the process is gone (a broken pipe)
                 reply = None
         if reply != "ok":
-            return render_figures(infos, out_dir)
+            return render_figures(infos, out_dir, workers=self.workers)
         return [figure_paths(info, out_dir) for info in infos]
 
     def close(self, kill: bool = False) -> None:
@@ -587,13 +593,13 @@ class DrawingProcess:
         if self.pid is None:
             return
         pid, self.pid = self.pid, None
-        if kill:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
         os.close(self._requests)  # end of requests: the process exits
         os.close(self._replies)
-        with contextlib.suppress(ChildProcessError):  # reaped already
-            os.waitpid(pid, 0)
+        if kill:
+            _stop(pid)
+        else:
+            with contextlib.suppress(ChildProcessError):  # reaped already
+                os.waitpid(pid, 0)
 
     def __enter__(self) -> DrawingProcess:
         return self
@@ -650,7 +656,10 @@ def _render_forked(
         for share in shares[1:]:
             pid = _fork(lambda share=share: _render_share(infos, share, out_dir))
             children[pid] = share
-        for i in shares[0]:  # the largest share: its formats in two processes
+        # the largest share here, each figure's formats in two processes: one process
+        # more than cores for a while, but the shares end at different times (B3's small
+        # figure's process ends before the large figure is laid out)
+        for i in shares[0]:
             render_figure(infos[i], out_dir, fork_formats=True)
         failed: list[int] = []
         for pid in list(children):
@@ -659,8 +668,7 @@ def _render_forked(
             del children[pid]
     finally:
         for pid in children:  # an error or an interrupt here: stop the children
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            _stop(pid)
     for i in failed:
         render_figure(infos[i], out_dir)  # raises the child's error, here
     return [figure_paths(info, out_dir) for info in infos]
@@ -692,6 +700,14 @@ def _die_with(parent: int) -> None:
         pass  # no prctl: the child still exits when its share is drawn
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
+
+
+def _stop(pid: int) -> None:
+    """Kill a child and reap it (one already gone is fine)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _exit_code(pid: int) -> int:

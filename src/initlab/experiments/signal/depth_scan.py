@@ -28,10 +28,11 @@ EPYC host with AVX-512 (2026-12-07), against an arithmetic floor of 6.6 s (the 2
 products of 256 x 256 x 256 at the 512^3 GEMM rate, ~100 GFLOP/s): 2.5x; 35 s on the AVX2
 host before the skip below. A scheme's two runs (tanh, relu) share one draw of its weights
 (no scheme reads the activation; the plan puts them next to each other). A signal that has
-vanished (exactly zero, denormals being flushed) needs no product: 7169 of the products
-are skipped, with the same numbers (:func:`_vanished`). What is left is mostly not the
-code's: the products themselves (~85-90 GFLOP/s on these shapes); orthogonal's 1002 QR
-factorizations 2.5 s (LAPACK, not in the floor); the other draws 0.3-0.5 s a scheme
+vanished (exactly zero, denormals being flushed) needs no product: 7169 of the 19,990
+hidden-layer products are skipped, with the same numbers (:func:`_vanished`). What is left
+is mostly not the code's: the products themselves (~85-90 GFLOP/s on these shapes);
+orthogonal's 1002 QR factorizations 2.5 s (LAPACK, not in the floor); the other draws
+0.3-0.5 s a scheme
 (torch's generator; the same numbers need it); tanh (MKL's vector tanh, 2.5 ns an
 element); the figure, imports, the per-layer statistics (~1 s), the mean-field prediction
 (~0.7 s) and the store's 20,000 probe rows.
@@ -344,7 +345,8 @@ def propagate(
     """Per-layer statistics of ``z_l = phi(h_l)`` and of ``dL/dh_l`` for ``L = sum(out * r)``.
 
     The forward and backward passes are written out (no autograd, no hooks): one ``addmm``
-    per layer each way, ``h_l = z_{l-1} W_l^T + b_l`` and ``dL/dz_{l-1} = dL/dh_l W_l``,
+    per layer each way, ``h_l = z_{l-1} W_l^T + b_l`` and ``dL/dz_{l-1} = dL/dh_l W_l``
+    (none where the signal has vanished to exactly zero: :func:`_vanished`),
     the activation's derivative from the batched engine's kernels
     (:mod:`initlab.train.batched_ops`, autograd's own ATen backward kernels). The layers'
     outputs are kept for the backward pass in one ``[depth, samples, width]`` buffer, and
