@@ -32,10 +32,9 @@ vanished (exactly zero, denormals being flushed) needs no product: 7169 of the 1
 hidden-layer products are skipped, with the same numbers (:func:`_vanished`). What is left
 is mostly not the code's: the products themselves (~85-90 GFLOP/s on these shapes);
 orthogonal's 1002 QR factorizations 2.5 s (LAPACK, not in the floor); the other draws
-0.3-0.5 s a scheme
-(torch's generator; the same numbers need it); tanh (MKL's vector tanh, 2.5 ns an
-element); the figure, imports, the per-layer statistics (~1 s), the mean-field prediction
-(~0.7 s) and the store's 20,000 probe rows.
+0.3-0.5 s a scheme (torch's generator; the same numbers need it); tanh (MKL's vector
+tanh, 2.5 ns an element); the figure, imports, the per-layer statistics (~1 s), the
+mean-field prediction (~0.7 s) and the store's 20,000 probe rows.
 """
 
 from __future__ import annotations
