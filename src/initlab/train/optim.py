@@ -653,8 +653,11 @@ class Adam(Optimizer):
         h = self.hparams
         kernel = torch._fused_adamw_ if self._decoupled else torch._fused_adam_
         step = torch.full((), t, dtype=torch.float32, device=params[0].device)  # no host copy
-        for decayed in (True, False):
-            index = [i for i, m in enumerate(mask) if m == decayed]
+        wd = float(h["weight_decay"])
+        groups = [[i for i, m in enumerate(mask) if m == decayed] for decayed in (True, False)]
+        if wd == 0.0:  # no decay anywhere: one call for every tensor
+            groups = [list(range(len(params))), []]
+        for decayed, index in zip((True, False), groups, strict=True):
             if not index:
                 continue
             kernel(
@@ -667,7 +670,7 @@ class Adam(Optimizer):
                 lr=float(h["lr"]),
                 beta1=float(h["beta1"]),
                 beta2=float(h["beta2"]),
-                weight_decay=float(h["weight_decay"]) if decayed else 0.0,
+                weight_decay=wd if decayed else 0.0,
                 eps=float(h["eps"]),
                 amsgrad=False,
                 maximize=False,
