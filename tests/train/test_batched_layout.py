@@ -98,6 +98,10 @@ def test_every_layout_gives_the_same_step(batchnorm: bool) -> None:
         assert ws.layout == layout
         if layout.grad_major == "batch":  # the gradient buffers really are batch-major
             assert ws.gh[0].transpose(1, 2).is_contiguous()
+        # beside feature-major activations, dL/dH is copied feature-major for the
+        # element-wise backward (operands of two memory orders do not vectorize)
+        mixed = layout.grad_major == "batch" and layout.forward_major == "feature"
+        assert bool(ws.ghf) == mixed and all(g.is_contiguous() for g in ws.ghf)
         outs.append((loss.clone(), logits.clone(), [g.clone() for g in stacked.grads]))
     ref_loss, ref_logits, ref_grads = outs[0]
     for loss, logits, grads in outs[1:]:
