@@ -102,3 +102,14 @@ def test_outside_share_is_checked_only_where_the_products_take_half_a_second(
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line}
     assert "outside >" not in lines["tiny"] and "88%" in lines["tiny"]
     assert "outside > 25%" in lines["slow"] and "40%" in lines["slow"]
+
+
+def test_repeated_runs_keep_the_least_disturbed_one() -> None:
+    suite = _load()
+    rate = 50e9
+    slow = suite.Row("b1", 12.1, 12.8, 8.0 * rate, 73e9, 73e9, 9.5, 8.9, "~15 s")
+    quick = suite.Row("b1", 9.2, 9.8, 8.0 * rate, rate, rate, 7.5, 7.1, "~15 s")
+    assert suite.least_disturbed([slow, quick]) is quick
+    assert suite.least_disturbed([quick, slow]) is quick
+    with pytest.raises(SystemExit):
+        suite.main(["--repeat", "0", "--only", "exploding-product"])
