@@ -14,8 +14,8 @@ decay is coupled (``g <- g + weight_decay * p``) as in torch, except for AdamW (
 and LARS (the paper's rule); ``decay_mask`` says which parameter tensors it applies to.
 
 The update is written with ``torch._foreach_*`` ops on lists of tensors, in place; Adam and
-AdamW with one float per hyperparameter (and no frozen member) run torch's fused kernel
-instead, one pass over their tensors where the foreach update makes seven.
+AdamW with one float per hyperparameter (on dense tensors) run torch's fused kernel instead,
+one pass over their tensors where the foreach update makes seven.
 """
 
 from __future__ import annotations
