@@ -9,7 +9,8 @@ same initial weights, on the same minibatches:
 
 * engine: :func:`initlab.train.batched.fit_batched` (all members in one computation; at
   this batch size its input gradients are batch-major, its forward batch- or feature-major
-  by the CPU's vector extension, see :mod:`initlab.train.batched_layout`);
+  by the CPU's vector extension, its thin products on oneDNN's linear kernel where the
+  forward is batch-major, see :mod:`initlab.train.batched_layout`);
 * loop: one ``nn.Module`` and one ``torch.optim.SGD`` per member, stepped one minibatch at a
   time (``zero_grad``, ``cross_entropy``, ``backward``, ``step``).
 
@@ -69,7 +70,7 @@ from initlab.data.dataset import Dataset
 from initlab.init.apply import initialize
 from initlab.models.mlp import mlp
 from initlab.train.batched import fit_batched
-from initlab.train.batched_layout import DEFER_STEPS
+from initlab.train.batched_layout import DEFER_STEPS, onednn_available, onednn_linear
 
 WIDTHS = (1024, 1000, 1000, 1000, 1000, 1000, 9)
 SCHEMES = ("standard", "xavier_uniform")
@@ -215,6 +216,18 @@ def _variants(n: int, width: int, batch: int) -> dict[str, Callable[[torch.Tenso
         "dH bm lp": lambda w: [torch.mm(ht[i], w[i], out=zt[i]) for i in range(n)],
         "upd bmm": lambda w: w.baddbmm_(h, ht, alpha=-1e-9),
         "upd loop": lambda w: [w[i].addmm_(h[i], ht[i], alpha=-1e-9) for i in range(n)],
+        **(
+            {  # oneDNN's linear kernel, one call per member (ProductLayout.kernel="onednn")
+                "fwd dnn": lambda w: [
+                    zt[i].copy_(onednn_linear(ht[i], w[i], None)) for i in range(n)
+                ],
+                "dH dnn": lambda w: [
+                    zt[i].copy_(onednn_linear(ht[i], w[i].t(), None)) for i in range(n)
+                ],
+            }
+            if onednn_available()
+            else {}
+        ),
     }
 
 
@@ -222,7 +235,8 @@ def product_table(members: list[int], batch: int = BATCH, width: int = 1000) -> 
     """GFLOP/s of each layer product in each layout (five distinct weight tensors cycled,
     so that weights come from memory as in training). fwd: Z = W @ H feature-major (bmm or
     a member loop) or batch-major (H^T @ W^T); dH: W^T @ dZ feature-major, or dZ^T @ W
-    batch-major (bmm or loop); upd: W += dZ @ H^T."""
+    batch-major (bmm or loop); upd: W += dZ @ H^T; dnn: the batch-major forward and input
+    gradient on oneDNN's linear kernel, one call per member (where the build has it)."""
     names = list(_variants(1, 1, 1))
     lines = [" ".join([f"{'N':>3}", *[f"{k:>8}" for k in names]])]
     for n in members:

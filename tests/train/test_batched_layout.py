@@ -32,12 +32,16 @@ from initlab.train.batched_mlp import FusedDecay, StackedMLP
 from initlab.train.fit import fit
 
 WIDTHS = [24, 32, 32, 32, 6]
+KERNELS = ("gemm", "onednn") if batched_layout.onednn_available() else ("gemm",)
 LAYOUTS = [
-    ProductLayout(grad_major=g, forward_major=f, members=m)
-    for g, f, m in itertools.product(
-        ("feature", "batch"), ("feature", "batch"), ("batched", "looped")
+    ProductLayout(grad_major=g, forward_major=f, members=m, kernel=k)
+    for g, f, m, k in itertools.product(
+        ("feature", "batch"), ("feature", "batch"), ("batched", "looped"), KERNELS
     )
 ]
+needs_onednn = pytest.mark.skipif(
+    not batched_layout.onednn_available(), reason="this PyTorch build runs no oneDNN kernel"
+)
 
 
 def _members(n: int = 3, **kwargs: object) -> list[nn.Module]:
@@ -64,6 +68,8 @@ def test_choice_follows_the_measurement() -> None:
     assert choose_layout(128, 3, (1024, 1000, 1000, 9)) == ProductLayout("batch", chunk=None)
     assert choose_layout(10, 12, (1024, 1000, 1000, 9)).chunk is None  # chunks: slower
     assert choose_layout(10, 6, (1024, 1000, 9)).members == "batched"
+    assert choose_layout(128, 3, (1024, 1000, 9)).kernel == "gemm"
+    assert choose_layout(10, 3, (784, 100, 10)).kernel == "gemm"
     with pytest.raises(InitlabError, match="grad_major must be one of"):
         ProductLayout(grad_major="column")  # type: ignore[arg-type]
 
@@ -78,9 +84,15 @@ def test_forward_layout_follows_the_vector_extension(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(batched_layout, "cpu_capability", lambda: "AVX2")
     monkeypatch.setattr(batched_layout, "cpu_vendor", lambda: "GenuineIntel")
     assert choose_layout(10, 12, (1024, 1000, 9)).forward_major == "batch"
+    monkeypatch.setattr(batched_layout, "onednn_available", lambda: True)
+    assert choose_layout(10, 12, (1024, 1000, 9)).kernel == "onednn"
     monkeypatch.setattr(batched_layout, "cpu_capability", lambda: "AVX512")
     assert choose_layout(10, 12, (1024, 1000, 9)).forward_major == "feature"
+    assert choose_layout(10, 12, (1024, 1000, 9)).kernel == "gemm"  # Intel: MKL, not measured
     assert choose_layout(10, 12, (1024, 1000, 9)).defer > 1
+    monkeypatch.setattr(batched_layout, "cpu_vendor", lambda: "AuthenticAMD")
+    monkeypatch.setattr(batched_layout, "onednn_available", lambda: False)
+    assert choose_layout(10, 12, (1024, 1000, 9)).kernel == "gemm"  # a build without it
     monkeypatch.undo()
     assert cpu_capability() == str(torch.backends.cpu.get_cpu_capability())
     assert cpu_vendor() in {"", "GenuineIntel", "AuthenticAMD"} or cpu_vendor().isprintable()
@@ -109,6 +121,69 @@ def test_every_layout_gives_the_same_step(batchnorm: bool) -> None:
         torch.testing.assert_close(logits, ref_logits, atol=1e-6, rtol=1e-5)
         for g, ref in zip(grads, ref_grads, strict=True):
             torch.testing.assert_close(g, ref, atol=1e-6, rtol=1e-5)
+
+
+@needs_onednn
+def test_onednn_kernel_computes_each_product_as_mkl_does() -> None:
+    """The three thin products (layer 1's forward for all members, the batch-major forward
+    and input gradient of a layer > 1) against torch's GEMM, at the Glorot shapes' kind
+    (B = 10, several members, a strided transposed weight)."""
+    g = torch.Generator().manual_seed(0)
+    n, batch, d_in, d = 3, 10, 40, 64
+    gemm, onednn = ProductLayout("batch", "batch"), ProductLayout("batch", "batch", kernel="onednn")
+    x = torch.randn(batch, d_in, generator=g)
+    w1, b1 = torch.randn(n * d, d_in, generator=g), torch.randn(n * d, 1, generator=g)
+    outs = [torch.empty(n * d, batch) for _ in range(2)]
+    for layout, out in zip((gemm, onednn), outs, strict=True):
+        batched_layout.first_forward(layout, w1, b1, x, out)
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(outs[0], (x @ w1.t() + b1.t()).t(), atol=1e-5, rtol=1e-5)
+    w, b = torch.randn(n, d, d, generator=g), torch.randn(n, d, 1, generator=g)
+    h = torch.randn(n, batch, d, generator=g).transpose(1, 2)  # batch-major memory
+    for bias in (b, None):
+        zs = [torch.empty(n, batch, d).transpose(1, 2) for _ in range(2)]
+        for layout, z in zip((gemm, onednn), zs, strict=True):
+            batched_layout.affine_forward(layout, w, bias, h, z)
+        torch.testing.assert_close(zs[1], zs[0], atol=1e-5, rtol=1e-5)
+    gz = torch.randn(n, d, batch, generator=g)  # feature-major, as the engine's scratch
+    ghs = [batched_layout.grad_buffer(gemm, n, d, batch, torch.device("cpu")) for _ in range(2)]
+    for layout, gh in zip((gemm, onednn), ghs, strict=True):
+        batched_layout.input_grad(layout, w, gz, gh)
+    torch.testing.assert_close(ghs[1], ghs[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ghs[0], w.transpose(1, 2) @ gz, atol=1e-5, rtol=1e-5)
+
+
+def test_onednn_kernel_falls_back_where_it_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chosen: float64 (or a build without oneDNN) gets MKL's kernel; asked for
+    explicitly: one error line naming what is valid."""
+    cpu = torch.device("cpu")
+    layout = ProductLayout("batch", "batch", kernel="onednn")
+    assert batched_layout.usable_layout(layout, cpu, torch.float64).kernel == "gemm"
+    models = _members(2)
+    with pytest.raises(InitlabError, match="kernel='onednn' needs float32 tensors on the CPU"):
+        StackedMLP(models[0].spec, models, layout=layout, dtype=torch.float64)
+    monkeypatch.setattr(batched_layout, "onednn_available", lambda: False)
+    assert batched_layout.usable_layout(layout, cpu, torch.float32).kernel == "gemm"
+    assert batched_layout.usable_layout(ProductLayout(), cpu, torch.float64) == ProductLayout()
+    with pytest.raises(InitlabError, match="kernel must be one of"):
+        ProductLayout(kernel="blas")  # type: ignore[arg-type]
+
+
+def test_onednn_probe_reports_a_build_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    batched_layout.onednn_available.cache_clear()
+    try:
+        monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+        assert batched_layout.onednn_available() is False
+        batched_layout.onednn_available.cache_clear()
+        monkeypatch.undo()
+
+        def missing(*args: object) -> None:
+            raise RuntimeError("No such operator mkldnn::_linear_pointwise")
+
+        monkeypatch.setattr(batched_layout, "onednn_linear", missing)
+        assert batched_layout.onednn_available() is False
+    finally:
+        batched_layout.onednn_available.cache_clear()
 
 
 def test_every_layout_trains_to_the_same_weights_with_fused_sgd() -> None:

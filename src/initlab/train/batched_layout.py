@@ -84,10 +84,31 @@ forward ran 117-125 model-steps/s against 77-86 feature-major (``W @ H`` alone: 
 against 45-60 batch-major), so AMD keeps batch-major with AVX-512 too.
 The choice is the same on every run of one machine, so a seed gives the same numbers each
 time, unless ``ATEN_CPU_CAPABILITY`` is set (it changes the layout, not MKL's kernels).
+
+**Kernel** (``kernel``). Where the forward runs batch-major at small batches on wide layers,
+the thin products run on oneDNN's linear kernel (``torch.ops.mkldnn._linear_pointwise``,
+the one PyTorch's compiler emits for CPU ``nn.Linear``) instead of MKL's GEMM: layer 1's
+forward for all members at once (``X @ W1^T``, written transposed into its feature-major
+buffer), and one call per member for the forward and the input gradient of layers > 1
+(``dZ^T @ W`` passes ``W^T`` as oneDNN's weight, a strided view it reads in place). Each
+product alone (2-core AMD EPYC, AVX-512, one thread, 2026-12-07 03:30 UTC, GEMM peak 92-99
+GFLOP/s; GFLOP/s, B = 10, 1000 x 1000 weights): one member's weights in cache, MKL
+``X @ W^T`` 56-58, oneDNN 67, oneDNN ``X @ W`` 97; twelve members' weights from memory,
+forward ``bmm`` 38 against a oneDNN member loop 40, input gradient 34 against 42, layer 1
+(``[12000, 1024]`` weights) 20 feature-major, 26 batch-major, 42 oneDNN. Whole steps (12
+members, 40 steps, five rounds alternated, medians): MKL 127 model-steps/s, oneDNN for
+layer 1 only 140, for every thin product 150. At lab-09's shapes (B = 100, 512 units)
+MKL already runs at 94-99% of the peak and the whole step did not change, so the
+kernel is chosen with the batch-major small-batch layout only. Not measured on an Intel
+CPU, which keeps MKL there (its feature-major layout; see :func:`forward_major_for`). The
+kernel needs float32 on the CPU and a PyTorch built with oneDNN
+(:func:`onednn_available`); elsewhere the layout falls back to MKL
+(:func:`usable_layout`). Results agree with MKL's to float32 rounding.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +123,8 @@ Major = Literal["feature", "batch"]
 MAJORS: tuple[str, ...] = get_args(Major)
 MemberMode = Literal["batched", "looped"]
 MEMBER_MODES: tuple[str, ...] = get_args(MemberMode)
+Kernel = Literal["gemm", "onednn"]
+KERNELS: tuple[str, ...] = get_args(Kernel)
 
 #: Largest minibatch for which dL/dH is computed batch-major whatever the widths (module
 #: docstring: measured at B = 10 and 32).
@@ -125,7 +148,10 @@ class ProductLayout:
     ``[N, F, B]``, ``Z = W @ H``; "batch": ``[N, B, F]`` memory, ``Z^T = H^T @ W^T`` as
     ``nn.Linear`` computes it). ``defer``: fused SGD updates are kept aside as low-rank
     factors and written into the weights every ``defer`` steps
-    (:mod:`~initlab.train.batched_deferred`; 1: every step).
+    (:mod:`~initlab.train.batched_deferred`; 1: every step). ``kernel``: the thin products
+    (layer 1's forward; the batch-major forward and input gradient of layers > 1) run on
+    torch's GEMM ("gemm": ``mm``/``bmm``, MKL on x86) or on oneDNN's linear kernel, one call
+    per member ("onednn"; module docstring).
     """
 
     grad_major: Major = "feature"
@@ -133,8 +159,11 @@ class ProductLayout:
     members: MemberMode = "batched"
     chunk: int | None = None  # members per pass (None: all in one pass)
     defer: int = 1  # fused SGD steps whose updates are written into the weights together
+    kernel: Kernel = "gemm"  # the thin products: torch's GEMM or oneDNN's linear kernel
 
     def __post_init__(self) -> None:
+        if self.kernel not in KERNELS:
+            raise InitlabError(f"kernel must be one of {KERNELS}, got {self.kernel!r}")
         if self.defer < 1:
             raise InitlabError(f"defer must be a positive number of steps, got {self.defer}")
         if self.chunk is not None and self.chunk < 1:
@@ -157,13 +186,60 @@ def choose_layout(batch: int, members: int, widths: tuple[int, ...]) -> ProductL
     del members  # measured: no effect on the best choice (module docstring)
     wide = max(widths[1:-1], default=0) >= WIDE
     small = batch <= SMALL_BATCH
+    forward: Major = (
+        forward_major_for(cpu_capability(), cpu_vendor()) if small and wide else "feature"
+    )
+    thin = small and wide and forward == "batch" and onednn_available()
     return ProductLayout(
         grad_major="batch" if small or wide else "feature",
-        forward_major=forward_major_for(cpu_capability(), cpu_vendor())
-        if small and wide
-        else "feature",
+        forward_major=forward,
         defer=DEFER_STEPS if small and wide else 1,
+        kernel="onednn" if thin else "gemm",
     )
+
+
+@functools.cache
+def onednn_available() -> bool:
+    """Whether this PyTorch runs oneDNN's linear kernel (``torch.ops.mkldnn._linear_pointwise``,
+    an operator of PyTorch's CPU build, not of its stable API): tried once on a 2 x 3 product,
+    so that a build without it, or with another signature, falls back to MKL."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        out = onednn_linear(torch.ones(2, 3), torch.ones(4, 3), torch.zeros(4))
+    except (AttributeError, RuntimeError, TypeError):
+        return False
+    return tuple(out.shape) == (2, 4) and bool((out == 3).all())
+
+
+def onednn_linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    """``x @ w^T (+ b)``, ``[B, in] x [out, in] -> [B, out]``, on oneDNN's kernel (``w`` may
+    be a strided view, e.g. the transpose of a row-major matrix)."""
+    return torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
+
+
+def usable_layout(layout: ProductLayout, device: torch.device, dtype: torch.dtype) -> ProductLayout:
+    """``layout`` with MKL's kernel where oneDNN's cannot run (not float32 on the CPU, or a
+    build without it); the chosen layout passes through here, an explicit one is checked by
+    :func:`check_kernel`."""
+    if layout.kernel == "onednn" and not onednn_usable(device, dtype):
+        return dataclasses.replace(layout, kernel="gemm")
+    return layout
+
+
+def onednn_usable(device: torch.device, dtype: torch.dtype) -> bool:
+    """oneDNN's kernel runs here: float32 tensors on the CPU, a build with oneDNN."""
+    return device.type == "cpu" and dtype == torch.float32 and onednn_available()
+
+
+def check_kernel(layout: ProductLayout, device: torch.device, dtype: torch.dtype) -> None:
+    """An explicit ``kernel="onednn"`` where it cannot run is an error (one line)."""
+    if layout.kernel == "onednn" and not onednn_usable(device, dtype):
+        raise InitlabError(
+            f"kernel='onednn' needs float32 tensors on the CPU and a PyTorch built with oneDNN; "
+            f"got {dtype} on {device.type} (oneDNN available: {onednn_available()}); "
+            f"valid kernels here: 'gemm'"
+        )
 
 
 def cpu_capability() -> str:
@@ -217,6 +293,19 @@ def grad_buffer(
     return torch.empty(n, width, batch, device=device, dtype=dtype)
 
 
+def first_forward(layout: ProductLayout, w: Tensor, b: Tensor | None, x: Tensor, z: Tensor) -> None:
+    """Layer 1 of every member in one product: ``z = w @ x^T (+ b)``, ``w`` ``[N * out, in]``,
+    ``x`` ``[B, in]`` (the shared minibatch), ``b`` ``[N * out, 1]``, ``z`` ``[N * out, B]``;
+    with oneDNN as ``(x @ w^T + b)^T`` (a transposing copy of ``[B, N * out]``)."""
+    if layout.kernel == "onednn":
+        bias = None if b is None else b.view(-1)
+        z.copy_(onednn_linear(x.contiguous(), w, bias).t())
+    elif b is None:
+        torch.mm(w, x.t(), out=z)
+    else:
+        torch.addmm(b, w, x.t(), out=z)
+
+
 def affine_forward(
     layout: ProductLayout, w: Tensor, b: Tensor | None, h: Tensor, z: Tensor
 ) -> None:
@@ -226,7 +315,10 @@ def affine_forward(
     if layout.forward_major == "batch":
         zt, ht, wt = z.transpose(1, 2), h.transpose(1, 2), w.transpose(1, 2)
         bt = None if b is None else b.transpose(1, 2)
-        if layout.members == "looped":
+        if layout.kernel == "onednn":  # one call per member: [B, in] x [out, in]^T
+            for n in range(w.shape[0]):
+                zt[n].copy_(onednn_linear(ht[n], w[n], None if b is None else b[n].view(-1)))
+        elif layout.members == "looped":
             for n in range(w.shape[0]):
                 if bt is None:
                     torch.mm(ht[n], wt[n], out=zt[n])
@@ -254,7 +346,10 @@ def input_grad(layout: ProductLayout, w: Tensor, gz: Tensor, gh: Tensor) -> None
     as ``w^T @ gz``, batch-major as ``(gz^T @ w)`` written into ``gh^T``."""
     if layout.grad_major == "batch":
         gzt, ght = gz.transpose(1, 2), gh.transpose(1, 2)
-        if layout.members == "looped":
+        if layout.kernel == "onednn":  # dZ^T @ W: W^T (a view) as oneDNN's [in, out] weight
+            for n in range(w.shape[0]):
+                ght[n].copy_(onednn_linear(gzt[n], w[n].t(), None))
+        elif layout.members == "looped":
             for n in range(w.shape[0]):
                 torch.mm(gzt[n], w[n], out=ght[n])
         else:

@@ -20,9 +20,10 @@ batch]``, so that every layer is one batched matrix product over contiguous memo
 6. The layout of those products is chosen by shape, from a measurement
    (:mod:`initlab.train.batched_layout`): at small batches or with wide layers dL/dH is
    computed batch-major (``dZ^T @ W`` into ``[N, B, F]`` memory, seen through ``[N, F, B]``
-   views). A layout may also run a step over chunks of members (each chunk a
-   :class:`StackedMLP` of views of this one's tensors) or loop over members; measured
-   slower here, neither is chosen by default.
+   views), and on most CPUs the thin products of small batches run on oneDNN's linear
+   kernel rather than MKL's GEMM (``ProductLayout.kernel``). A layout may also run a step
+   over chunks of members (each chunk a :class:`StackedMLP` of views of this one's tensors)
+   or loop over members; measured slower here, neither is chosen by default.
 
 Every intermediate lives in a preallocated buffer (one set per batch size and mode), so a
 training step allocates next to nothing and runs no autograd.
@@ -228,6 +229,8 @@ class StackedMLP:
         self._workspaces: OrderedDict[tuple[int, bool, bool], Workspace] = OrderedDict()
         #: bool ``[N]`` or None: members whose batch-norm running statistics stay put
         self.frozen: Tensor | None = None
+        if layout is not None:
+            batched_layout.check_kernel(layout, self.device, self.dtype)
         self.layout = layout
         self._deferred: DeferredUpdates | None = None  # fused updates not yet in the weights
         self._deferring = False  # the current pass keeps its updates in _deferred
@@ -296,7 +299,9 @@ class StackedMLP:
     def _new_workspace(self, batch: int, train: bool, grad: bool) -> Workspace:
         n, widths, bn = self.n, self.spec.widths, self.spec.batchnorm
         ws = Workspace(batch)
-        ws.layout = self.layout or choose_layout(batch, n, tuple(widths))
+        ws.layout = self.layout or batched_layout.usable_layout(
+            choose_layout(batch, n, tuple(widths)), self.device, self.dtype
+        )
         drop = self.use_dropout and (train or not self.inverted)
 
         def buf(width: int) -> Tensor:
@@ -368,10 +373,7 @@ class StackedMLP:
             z = ws.z[i]
             deferred = self._deferred if self._deferred and self._deferred.pending else None
             if i == 0:  # one GEMM for all members: [N*out, in] @ [in, B]
-                if layer.b is None:
-                    torch.mm(layer.w, x.t(), out=z.view(-1, batch))
-                else:
-                    torch.addmm(layer.b, layer.w, x.t(), out=z.view(-1, batch))
+                batched_layout.first_forward(ws.layout, layer.w, layer.b, x, z.view(-1, batch))
                 if deferred is not None:
                     deferred.correct_forward(0, x, z.view(-1, batch))
             else:
