@@ -221,8 +221,9 @@ def _variants(n: int, width: int, batch: int) -> dict[str, Callable[[torch.Tenso
                 "fwd dnn": lambda w: [
                     zt[i].copy_(onednn_linear(ht[i], w[i], None)) for i in range(n)
                 ],
+                # dZ^T is a view of feature-major memory in the engine: strided here too
                 "dH dnn": lambda w: [
-                    zt[i].copy_(onednn_linear(ht[i], w[i].t(), None)) for i in range(n)
+                    zt[i].copy_(onednn_linear(h[i].t(), w[i].t(), None)) for i in range(n)
                 ],
             }
             if onednn_available()

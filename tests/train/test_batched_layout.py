@@ -32,11 +32,11 @@ from initlab.train.batched_mlp import FusedDecay, StackedMLP
 from initlab.train.fit import fit
 
 WIDTHS = [24, 32, 32, 32, 6]
-KERNELS = ("gemm", "onednn") if batched_layout.onednn_available() else ("gemm",)
+AVAILABLE_KERNELS = ("gemm", "onednn") if batched_layout.onednn_available() else ("gemm",)
 LAYOUTS = [
     ProductLayout(grad_major=g, forward_major=f, members=m, kernel=k)
     for g, f, m, k in itertools.product(
-        ("feature", "batch"), ("feature", "batch"), ("batched", "looped"), KERNELS
+        ("feature", "batch"), ("feature", "batch"), ("batched", "looped"), AVAILABLE_KERNELS
     )
 ]
 needs_onednn = pytest.mark.skipif(
@@ -85,12 +85,14 @@ def test_forward_layout_follows_the_vector_extension(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(batched_layout, "cpu_vendor", lambda: "GenuineIntel")
     assert choose_layout(10, 12, (1024, 1000, 9)).forward_major == "batch"
     monkeypatch.setattr(batched_layout, "onednn_available", lambda: True)
-    assert choose_layout(10, 12, (1024, 1000, 9)).kernel == "onednn"
+    assert choose_layout(10, 12, (1024, 1000, 9)).kernel == "gemm"  # AVX2: not measured
     monkeypatch.setattr(batched_layout, "cpu_capability", lambda: "AVX512")
     assert choose_layout(10, 12, (1024, 1000, 9)).forward_major == "feature"
     assert choose_layout(10, 12, (1024, 1000, 9)).kernel == "gemm"  # Intel: MKL, not measured
     assert choose_layout(10, 12, (1024, 1000, 9)).defer > 1
     monkeypatch.setattr(batched_layout, "cpu_vendor", lambda: "AuthenticAMD")
+    assert choose_layout(10, 12, (1024, 1000, 9)).kernel == "onednn"  # measured there
+    assert choose_layout(128, 12, (1024, 1000, 9)).kernel == "gemm"
     monkeypatch.setattr(batched_layout, "onednn_available", lambda: False)
     assert choose_layout(10, 12, (1024, 1000, 9)).kernel == "gemm"  # a build without it
     monkeypatch.undo()
@@ -138,14 +140,20 @@ def test_onednn_kernel_computes_each_product_as_mkl_does() -> None:
         batched_layout.first_forward(layout, w1, b1, x, out)
     torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(outs[0], (x @ w1.t() + b1.t()).t(), atol=1e-5, rtol=1e-5)
-    w, b = torch.randn(n, d, d, generator=g), torch.randn(n, d, 1, generator=g)
-    h = torch.randn(n, batch, d, generator=g).transpose(1, 2)  # batch-major memory
-    for bias in (b, None):
-        zs = [torch.empty(n, batch, d).transpose(1, 2) for _ in range(2)]
-        for layout, z in zip((gemm, onednn), zs, strict=True):
-            batched_layout.affine_forward(layout, w, bias, h, z)
-        torch.testing.assert_close(zs[1], zs[0], atol=1e-5, rtol=1e-5)
-    gz = torch.randn(n, d, batch, generator=g)  # feature-major, as the engine's scratch
+    out = 48  # a layer of 48 units on one of 64: [N, out, in] weights, not square
+    w, b = torch.randn(n, out, d, generator=g), torch.randn(n, out, 1, generator=g)
+    for h in (
+        torch.randn(n, batch, d, generator=g).transpose(1, 2),  # batch-major memory
+        torch.randn(n, d, batch, generator=g),  # feature-major (layer 1's output, strided)
+    ):
+        for bias in (b, None):
+            zs = [torch.empty(n, batch, out).transpose(1, 2) for _ in range(2)]
+            for layout, z in zip((gemm, onednn), zs, strict=True):
+                batched_layout.affine_forward(layout, w, bias, h, z)
+            torch.testing.assert_close(zs[1], zs[0], atol=1e-5, rtol=1e-5)
+            expected = w @ h + (0 if bias is None else bias)
+            torch.testing.assert_close(zs[0], expected, atol=1e-5, rtol=1e-5)
+    gz = torch.randn(n, out, batch, generator=g)  # feature-major, as the engine's scratch
     ghs = [batched_layout.grad_buffer(gemm, n, d, batch, torch.device("cpu")) for _ in range(2)]
     for layout, gh in zip((gemm, onednn), ghs, strict=True):
         batched_layout.input_grad(layout, w, gz, gh)
@@ -172,6 +180,13 @@ def test_onednn_kernel_falls_back_where_it_cannot_run(monkeypatch: pytest.Monkey
 def test_onednn_probe_reports_a_build_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
     batched_layout.onednn_available.cache_clear()
     try:
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)  # the probe is float32 whatever the default
+        try:
+            assert batched_layout.onednn_available() is torch.backends.mkldnn.is_available()
+        finally:
+            torch.set_default_dtype(default)
+        batched_layout.onednn_available.cache_clear()
         monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
         assert batched_layout.onednn_available() is False
         batched_layout.onednn_available.cache_clear()
@@ -220,15 +235,16 @@ def test_fit_batched_default_at_batch_10_equals_the_feature_major_layout() -> No
             torch.testing.assert_close(state[name], p[m], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("kernel", AVAILABLE_KERNELS)
 @pytest.mark.parametrize("batchnorm", [False, True])
-def test_member_chunks_give_the_same_step_as_one_pass(batchnorm: bool) -> None:
+def test_member_chunks_give_the_same_step_as_one_pass(batchnorm: bool, kernel: str) -> None:
     """Chunks of 2 of 3 members (views of the ensemble's tensors), fused per-member SGD."""
     data = _data(10)
     lr = torch.tensor([0.05, 0.1, 0.2])
     runs = []
     for chunk in (None, 2, 1):
         models = _members(batchnorm=batchnorm, dropout=0.2)
-        layout = ProductLayout(grad_major="batch", chunk=chunk)
+        layout = ProductLayout(grad_major="batch", chunk=chunk, kernel=kernel)  # type: ignore[arg-type]
         stacked = StackedMLP(models[0].spec, models, dropout_seeds=[1, 2, 3], layout=layout)
         for _ in range(3):
             loss, logits, updated = stacked.train_step(data.x, data.y, sgd_lr=lr)
@@ -300,8 +316,9 @@ def test_fused_weight_decay_is_torchs_coupled_l2_step(chunk: int | None) -> None
         assert torch.equal(q[1], old[1])
 
 
+@pytest.mark.parametrize("kernel", AVAILABLE_KERNELS)
 @pytest.mark.parametrize("batchnorm", [False, True])
-def test_deferred_updates_give_the_same_steps(batchnorm: bool) -> None:
+def test_deferred_updates_give_the_same_steps(batchnorm: bool, kernel: str) -> None:
     """SGD updates kept as low-rank factors and written back every 3 steps (activations
     batch- or feature-major) give the losses,
     logits (training and evaluation passes between write-backs) and final weights of the
@@ -312,7 +329,12 @@ def test_deferred_updates_give_the_same_steps(batchnorm: bool) -> None:
     runs = []
     for defer, forward in ((1, "batch"), (3, "batch"), (3, "feature")):
         models = _members(batchnorm=batchnorm, dropout=0.2)
-        layout = ProductLayout(grad_major="batch", forward_major=forward, defer=defer)
+        layout = ProductLayout(
+            grad_major="batch",
+            forward_major=forward,
+            defer=defer,
+            kernel=kernel,  # type: ignore[arg-type]
+        )
         stacked = StackedMLP(models[0].spec, models, dropout_seeds=[1, 2, 3], layout=layout)
         seen = []
         for step in range(8):

@@ -85,8 +85,8 @@ against 45-60 batch-major), so AMD keeps batch-major with AVX-512 too.
 The choice is the same on every run of one machine, so a seed gives the same numbers each
 time, unless ``ATEN_CPU_CAPABILITY`` is set (it changes the layout, not MKL's kernels).
 
-**Kernel** (``kernel``). Where the forward runs batch-major at small batches on wide layers,
-the thin products run on oneDNN's linear kernel (``torch.ops.mkldnn._linear_pointwise``,
+**Kernel** (``kernel``). At small batches on wide layers on an AMD CPU with AVX-512, the thin
+products run on oneDNN's linear kernel (``torch.ops.mkldnn._linear_pointwise``,
 the one PyTorch's compiler emits for CPU ``nn.Linear``) instead of MKL's GEMM: layer 1's
 forward for all members at once (``X @ W1^T``, written transposed into its feature-major
 buffer), and one call per member for the forward and the input gradient of layers > 1
@@ -99,9 +99,10 @@ forward ``bmm`` 38 against a oneDNN member loop 40, input gradient 34 against 42
 members, 40 steps, five rounds alternated, medians): MKL 127 model-steps/s, oneDNN for
 layer 1 only 140, for every thin product 150. At lab-09's shapes (B = 100, 512 units)
 MKL already runs at 94-99% of the peak and the whole step did not change, so the
-kernel is chosen with the batch-major small-batch layout only. Not measured on an Intel
-CPU, which keeps MKL there (its feature-major layout; see :func:`forward_major_for`). The
-kernel needs float32 on the CPU and a PyTorch built with oneDNN
+kernel is chosen at small batches on wide layers only, and only on the CPUs it was
+measured on (:func:`onednn_for`: AVX-512, not Intel's); Intel CPUs keep MKL (their
+feature-major layout, see :func:`forward_major_for`), and so do CPUs with AVX2 only, on
+which it was not measured. The kernel needs float32 on the CPU and a PyTorch built with oneDNN
 (:func:`onednn_available`); elsewhere the layout falls back to MKL
 (:func:`usable_layout`). Results agree with MKL's to float32 rounding.
 """
@@ -189,13 +190,20 @@ def choose_layout(batch: int, members: int, widths: tuple[int, ...]) -> ProductL
     forward: Major = (
         forward_major_for(cpu_capability(), cpu_vendor()) if small and wide else "feature"
     )
-    thin = small and wide and forward == "batch" and onednn_available()
+    thin = small and wide and onednn_for(cpu_capability(), cpu_vendor()) and onednn_available()
     return ProductLayout(
         grad_major="batch" if small or wide else "feature",
         forward_major=forward,
         defer=DEFER_STEPS if small and wide else 1,
         kernel="onednn" if thin else "gemm",
     )
+
+
+def onednn_for(capability: str, vendor: str) -> bool:
+    """Whether the thin products of small batches run on oneDNN's kernel on this CPU: where
+    it was measured faster (module docstring: AMD with AVX-512), not on Intel (MKL's own
+    maker, feature-major there) nor on AVX2-only CPUs (not measured)."""
+    return vendor != "GenuineIntel" and capability.upper().startswith("AVX512")
 
 
 @functools.cache
@@ -206,10 +214,12 @@ def onednn_available() -> bool:
     if not torch.backends.mkldnn.is_available():
         return False
     try:
-        out = onednn_linear(torch.ones(2, 3), torch.ones(4, 3), torch.zeros(4))
-    except (AttributeError, RuntimeError, TypeError):
+        cpu, f32 = torch.device("cpu"), torch.float32  # whatever the defaults are
+        x, w = torch.ones(2, 3, dtype=f32, device=cpu), torch.ones(4, 3, dtype=f32, device=cpu)
+        out = onednn_linear(x, w, torch.zeros(4, dtype=f32, device=cpu))
+        return tuple(out.shape) == (2, 4) and bool((out == 3).all())
+    except (AttributeError, RuntimeError, TypeError, NotImplementedError):
         return False
-    return tuple(out.shape) == (2, 4) and bool((out == 3).all())
 
 
 def onednn_linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
@@ -298,7 +308,7 @@ def first_forward(layout: ProductLayout, w: Tensor, b: Tensor | None, x: Tensor,
     ``x`` ``[B, in]`` (the shared minibatch), ``b`` ``[N * out, 1]``, ``z`` ``[N * out, B]``;
     with oneDNN as ``(x @ w^T + b)^T`` (a transposing copy of ``[B, N * out]``)."""
     if layout.kernel == "onednn":
-        bias = None if b is None else b.view(-1)
+        bias = None if b is None else b.reshape(-1)
         z.copy_(onednn_linear(x.contiguous(), w, bias).t())
     elif b is None:
         torch.mm(w, x.t(), out=z)
@@ -317,7 +327,7 @@ def affine_forward(
         bt = None if b is None else b.transpose(1, 2)
         if layout.kernel == "onednn":  # one call per member: [B, in] x [out, in]^T
             for n in range(w.shape[0]):
-                zt[n].copy_(onednn_linear(ht[n], w[n], None if b is None else b[n].view(-1)))
+                zt[n].copy_(onednn_linear(ht[n], w[n], None if b is None else b[n].reshape(-1)))
         elif layout.members == "looped":
             for n in range(w.shape[0]):
                 if bt is None:
