@@ -84,13 +84,13 @@ SHAPESET_POOL = 200_000  # training images generated at most (cycled beyond)
 INPUTS = {"shapeset": (1024, 9), "mnist": (784, 10), "cifar10": (3072, 10)}
 SPLIT_SIZES = {"shapeset": (None, None), "mnist": (10_000, 10_000), "cifar10": (10_000, 10_000)}
 
-# The cost model: seconds = FLOPs / rate, rates measured on the reference machine (2-core
-# Xeon VM shared by 7 engineers, its load at 3x its cores, 1 thread): one 12-member group
-# of the default budget at 600 updates (shapeset/sigmoid, 2026-12-02 00:13 UTC) took 352 s
-# where 12 GFLOP/s of training predicted 179 s, hence 6 (a quiet host runs 2-4x faster:
-# 23 GFLOP/s for one member in benchmarks/bench_small_batch.py); evaluation passes run at
-# batches of 1000.
-TRAIN_GFLOPS = 6.0
+# The cost model: seconds = FLOPs / rate, one thread. The default budget (8.0 TFLOP of
+# training) took 3 min 59 s on an idle 2-core AMD EPYC with AVX-512 (2026-12-07, oneDNN's
+# thin products: ~36 GFLOP/s of training), 6 min 48 s on a 2-core Xeon VM shared by seven
+# engineers at load 3 (2026-12-02, ~20 GFLOP/s) and 23 min there at load 6-7.5 (~6 GFLOP/s).
+# 24 GFLOP/s keeps the estimate within 2x of the first two (a host that busy takes 3-4x
+# longer); evaluation passes run at batches of 1000.
+TRAIN_GFLOPS = 24.0
 EVAL_GFLOPS = 30.0
 SHAPESET_IMAGES_PER_S = 1500.0
 
@@ -193,7 +193,7 @@ class GlorotTable(GroupExperiment):
 
     name = "glorot-table"
     description = "D1: Table 1, test error by activation x init, lr chosen on validation"
-    cost = "~15 min (7-23 min by host load; --set budget=paper: ~96 days)"
+    cost = "~7 min (4-23 min by host and load; --set budget=paper: ~48 days)"
     source = f"{SOURCE}, Table 1"
     Config = GlorotTableConfig
     quick: ClassVar[dict[str, Any]] = {
@@ -229,7 +229,7 @@ class GlorotTable(GroupExperiment):
         line = (
             f"budget {config.budget}: {size.steps:,} updates x {members} members per dataset "
             f"({', '.join(DATASET_TITLES[d] for d in present)}); cost model: about "
-            f"{describe_seconds(estimate_seconds(config, present))} on the reference machine"
+            f"{describe_seconds(estimate_seconds(config, present))} on an idle 2-core machine"
         )
         if left_out:
             line += f"; left out (files not found): {', '.join(left_out)}"
