@@ -29,7 +29,7 @@ def test_list_shows_every_experiment_with_its_cost() -> None:
     assert result.exit_code == 0, result.output
     for name in ("activation-histograms", "symmetry", "exploding-product", "depth-scan"):
         assert name in result.output
-    assert "~1 min" in result.output  # depth-scan's cost
+    assert "~25 s" in result.output  # depth-scan's cost
 
 
 def test_run_with_set_then_report(tmp_path: Path) -> None:

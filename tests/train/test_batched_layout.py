@@ -81,6 +81,10 @@ def test_forward_layout_follows_the_vector_extension(monkeypatch: pytest.MonkeyP
     assert forward_major_for("AVX2", "GenuineIntel") == "batch"
     assert forward_major_for("AVX512", "AuthenticAMD") == "batch"
     assert forward_major_for("DEFAULT", "") == "batch"
+    assert batched_layout.onednn_for("AVX512", "AuthenticAMD") is True  # measured
+    assert batched_layout.onednn_for("AVX2", "AuthenticAMD") is False  # not measured
+    assert batched_layout.onednn_for("AVX512", "GenuineIntel") is False
+    assert batched_layout.onednn_for("AVX512", "") is False  # unknown maker
     monkeypatch.setattr(batched_layout, "cpu_capability", lambda: "AVX2")
     monkeypatch.setattr(batched_layout, "cpu_vendor", lambda: "GenuineIntel")
     assert choose_layout(10, 12, (1024, 1000, 9)).forward_major == "batch"
@@ -244,7 +248,11 @@ def test_member_chunks_give_the_same_step_as_one_pass(batchnorm: bool, kernel: s
     runs = []
     for chunk in (None, 2, 1):
         models = _members(batchnorm=batchnorm, dropout=0.2)
-        layout = ProductLayout(grad_major="batch", chunk=chunk, kernel=kernel)  # type: ignore[arg-type]
+        layout = ProductLayout(
+            grad_major="batch",
+            chunk=chunk,
+            kernel=kernel,  # type: ignore[arg-type]
+        )
         stacked = StackedMLP(models[0].spec, models, dropout_seeds=[1, 2, 3], layout=layout)
         for _ in range(3):
             loss, logits, updated = stacked.train_step(data.x, data.y, sgd_lr=lr)

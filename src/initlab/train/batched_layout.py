@@ -100,11 +100,11 @@ members, 40 steps, five rounds alternated, medians): MKL 127 model-steps/s, oneD
 layer 1 only 140, for every thin product 150. At lab-09's shapes (B = 100, 512 units)
 MKL already runs at 94-99% of the peak and the whole step did not change, so the
 kernel is chosen at small batches on wide layers only, and only on the CPUs it was
-measured on (:func:`onednn_for`: AVX-512, not Intel's); Intel CPUs keep MKL (their
-feature-major layout, see :func:`forward_major_for`), and so do CPUs with AVX2 only, on
-which it was not measured. The kernel needs float32 on the CPU and a PyTorch built with oneDNN
-(:func:`onednn_available`); elsewhere the layout falls back to MKL
-(:func:`usable_layout`). Results agree with MKL's to float32 rounding.
+measured on (:func:`onednn_for`: AMD with AVX-512); Intel CPUs keep MKL (their
+feature-major layout, see :func:`forward_major_for`), and so do CPUs with AVX2 only and
+those of other makers, on which it was not measured. The kernel needs float32 on the CPU
+and a PyTorch built with oneDNN (:func:`onednn_available`); elsewhere the layout falls back
+to MKL (:func:`usable_layout`). Results agree with MKL's to float32 rounding.
 """
 
 from __future__ import annotations
@@ -200,10 +200,11 @@ def choose_layout(batch: int, members: int, widths: tuple[int, ...]) -> ProductL
 
 
 def onednn_for(capability: str, vendor: str) -> bool:
-    """Whether the thin products of small batches run on oneDNN's kernel on this CPU: where
-    it was measured faster (module docstring: AMD with AVX-512), not on Intel (MKL's own
-    maker, feature-major there) nor on AVX2-only CPUs (not measured)."""
-    return vendor != "GenuineIntel" and capability.upper().startswith("AVX512")
+    """Whether the thin products of small batches run on oneDNN's kernel on this CPU: only
+    where it was measured faster (module docstring: AMD with AVX-512); not on Intel (MKL's
+    own maker, feature-major there), AVX2-only CPUs or CPUs of another or unknown maker
+    (not measured)."""
+    return vendor == "AuthenticAMD" and capability.upper().startswith("AVX512")
 
 
 @functools.cache

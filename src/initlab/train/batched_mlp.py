@@ -20,8 +20,8 @@ batch]``, so that every layer is one batched matrix product over contiguous memo
 6. The layout of those products is chosen by shape, from a measurement
    (:mod:`initlab.train.batched_layout`): at small batches or with wide layers dL/dH is
    computed batch-major (``dZ^T @ W`` into ``[N, B, F]`` memory, seen through ``[N, F, B]``
-   views), and on CPUs with AVX-512 other than Intel's the thin products of small batches
-   run on oneDNN's linear kernel rather than MKL's GEMM (``ProductLayout.kernel``). A
+   views), and on AMD CPUs with AVX-512 the thin products of small batches run on
+   oneDNN's linear kernel rather than MKL's GEMM (``ProductLayout.kernel``). A
    layout may also run a step over chunks of members (each chunk a :class:`StackedMLP` of
    views of this one's tensors) or loop over members; measured slower here, neither is
    chosen by default.

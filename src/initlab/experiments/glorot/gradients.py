@@ -103,7 +103,7 @@ class GlorotGradients(GroupExperiment):
 
     name = "glorot-gradients"
     description = "D3: tanh activations, back-prop gradients, Jacobian singular values by init"
-    cost = "~1 min (1-3 min by host and load)"
+    cost = "~90 s (50 s-3 min by host and load)"
     source = f"{SOURCE}, section 4, Figures 6-9"
     Config = GlorotGradientsConfig
     quick: ClassVar[dict[str, Any]] = {"hidden": (200,) * 5, "steps": 500}

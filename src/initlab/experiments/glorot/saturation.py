@@ -90,7 +90,7 @@ class GlorotSaturation(GroupExperiment):
 
     name = "glorot-saturation"
     description = "D2: hidden-layer activations over training: sigmoid's top layer, tanh layers"
-    cost = "~3 min (2-7 min by host and load)"
+    cost = "~4 min (2-7 min by host and load)"
     source = f"{SOURCE}, section 3, Figures 2-4"
     Config = GlorotSaturationConfig
     quick: ClassVar[dict[str, Any]] = {"hidden": (200,) * 5, "steps": 1000, "probe_every": 100}

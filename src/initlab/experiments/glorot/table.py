@@ -86,10 +86,11 @@ SPLIT_SIZES = {"shapeset": (None, None), "mnist": (10_000, 10_000), "cifar10": (
 
 # The cost model: seconds = FLOPs / rate, one thread. The default budget (8.0 TFLOP of
 # training) took 3 min 59 s on an idle 2-core AMD EPYC with AVX-512 (2026-12-07, oneDNN's
-# thin products: ~36 GFLOP/s of training), 6 min 48 s on a 2-core Xeon VM shared by seven
-# engineers at load 3 (2026-12-02, ~20 GFLOP/s) and 23 min there at load 6-7.5 (~6 GFLOP/s).
-# 24 GFLOP/s keeps the estimate within 2x of the first two (a host that busy takes 3-4x
-# longer); evaluation passes run at batches of 1000.
+# thin products), 6 min 48 s on a 2-core Xeon VM shared by seven engineers at load 3
+# (2026-12-02) and 23 min there at load 6-7.5: training FLOPs over the whole run's time,
+# ~33, ~20 and ~6 GFLOP/s. 24 GFLOP/s (6.8 min) keeps the estimate within 2x of the first
+# two (a host that busy takes 3-4x longer). Evaluation passes run at batches of 1000; their
+# rate (30 GFLOP/s, 18% of the default estimate) is the busy host's, left as it was.
 TRAIN_GFLOPS = 24.0
 EVAL_GFLOPS = 30.0
 SHAPESET_IMAGES_PER_S = 1500.0
@@ -229,7 +230,8 @@ class GlorotTable(GroupExperiment):
         line = (
             f"budget {config.budget}: {size.steps:,} updates x {members} members per dataset "
             f"({', '.join(DATASET_TITLES[d] for d in present)}); cost model: about "
-            f"{describe_seconds(estimate_seconds(config, present))} on an idle 2-core machine"
+            f"{describe_seconds(estimate_seconds(config, present))} on one thread (hosts measured: "
+            "0.6-1x of that, up to 3.5x when busy)"
         )
         if left_out:
             line += f"; left out (files not found): {', '.join(left_out)}"
