@@ -9,8 +9,8 @@ same initial weights, on the same minibatches:
 
 * engine: :func:`initlab.train.batched.fit_batched` (all members in one computation; at
   this batch size its input gradients are batch-major, its forward batch- or feature-major
-  by the CPU's vector extension, its thin products on oneDNN's linear kernel where the
-  forward is batch-major, see :mod:`initlab.train.batched_layout`);
+  by the CPU's vector extension, its thin products on oneDNN's linear kernel on AMD CPUs
+  with AVX-512, see :mod:`initlab.train.batched_layout`);
 * loop: one ``nn.Module`` and one ``torch.optim.SGD`` per member, stepped one minibatch at a
   time (``zero_grad``, ``cross_entropy``, ``backward``, ``step``).
 
