@@ -106,11 +106,10 @@ def load_split(dataset: str, split: Literal["train", "test"], size: int = 0) -> 
     check_choice(dataset, DATASETS, "dataset")
     if dataset == "synthetic":
         data = synthetic_mnist(split)
-    else:
-        from initlab.data.mnist import load_mnist
+        return data.head(size) if 0 < size < len(data) else data
+    from initlab.data.mnist import load_mnist
 
-        data = load_mnist(split, progress=False, limit=size if size > 0 else None)
-    return data.head(size) if 0 < size < len(data) else data
+    return load_mnist(split, progress=False, limit=size if size > 0 else None)
 
 
 class GroupTask(NamedTuple):
