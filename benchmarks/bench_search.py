@@ -6,28 +6,37 @@ trials with lr = 10^U(-6, -2) and weight decay = 10^U(-8, -4). In one process:
 
 1. the search as ``initlab run random-search`` runs it: an Optuna study in a SQLite file,
    the 100 trials asked at once, trained together by
-   :meth:`~initlab.search.task.SearchTask.train_batched` (one ``fit_batched``), told;
+   :meth:`~initlab.search.task.SearchTask.train_batched` (one ``fit_batched``, whose layer
+   1 runs in the dual form here: :mod:`initlab.train.batched_dual`), told;
 2. the same trials (parameters and init seeds read back from the study) trained one by
    one with :meth:`~initlab.search.task.SearchTask.train_one` (``fit``);
-3. the batched training of those trials again, without the study (engine only).
+3. the batched training of those trials again, without the study (engine only);
+4. the same, with layer 1 computed from its weights (``first_layer="primal"``): what the
+   dual form adds;
+5. the trials one by one again, each from its initial weights moved up by one ulp
+   (``torch.nextafter``): ``fit``'s own sensitivity to float rounding.
 
-The two batched timings bracket the one-by-one run, so a change of the shared machine's
-load shows as a difference between them; the ratio uses their mean. Each run is timed in
-wall-clock seconds and in this process's CPU seconds (``time.process_time``, one thread):
-on a shared machine the CPU time counts only this process's work, so its ratio moves far
-less with the neighbours' load than the wall-clock one. The per-epoch
-validation accuracies of each trial are compared between the batched and the one-by-one
-run: equal up to float rounding means no trial differs by more than one validation image
-(0.01) at any epoch (the engine and ``fit`` round differently by an ulp, which SGD can
-amplify into one image's prediction flipping).
+The two batched timings (1, 3) bracket the one-by-one run, so a change of the shared
+machine's load shows as a difference between them; the ratio uses their mean. Each run is
+timed in wall-clock seconds and in this process's CPU seconds (``time.process_time``): on a
+shared machine the CPU time counts only this process's work, so its ratio moves far less
+with the neighbours' load than the wall-clock one.
+
+Equal within float rounding: the engine sums in another order than ``fit`` (an ulp here
+and there), and SGD amplifies such differences over 200 steps into a validation image's
+prediction flipping now and then. The per-epoch validation accuracies of the batched runs
+are compared with the one-by-one run, and so are those of run 5: the batched trials are
+equal within float rounding when no trial is further from ``fit`` (at any epoch) than
+``fit`` is from itself under a one-ulp change of its initial weights.
 
 The arithmetic floor is printed beside the times: the matrix-product FLOPs of the trials
 (``initlab.experiments.flops.training_flops``: every training step, and the evaluation of
-the training and validation images at step 0 and after every epoch) at the float32 GEMM
-rate measured in the same process with the same threads. The one-by-one time over the
-floor is the largest ratio any batched engine could reach on this machine (one that ran
-every product at the GEMM peak and did nothing else); the batched time over the floor says
-how far the engine is from that.
+the training and validation images at step 0 and after every epoch; with the dual form,
+``dual_training_flops``) at the float32 GEMM rate measured in the same process with the
+same threads. The one-by-one time over the primal floor is the largest ratio an engine
+that computes what ``fit`` computes could reach on this machine (every product at the GEMM
+peak and nothing else); the batched times over their floors say how far the engine is
+from that.
 
 With ``--overhead`` the study's own cost is timed alone: ``run_search`` on C1's job (same
 storage, sampler, batch, epochs and per-epoch reporter calls) with a task that trains
@@ -57,13 +66,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_init_compare import gemm_peak
-from initlab.experiments.flops import training_flops
+from initlab.experiments.flops import dual_training_flops, training_flops
 from initlab.experiments.search.common import BOOK_SPACE, build_task, search_job, search_spec
 from initlab.experiments.search.random_search import RandomSearchConfig
 from initlab.search.driver import run_search, study_trials, worker_threads
 from initlab.search.task import TrialOutcome, TrialPlan
-
-ONE_IMAGE = 0.01  # one validation image of 100 (C1's 20% of 500)
 
 
 def c1_spec(trials: int, epochs: int, synthetic: bool) -> dict[str, Any]:
@@ -98,14 +105,13 @@ def measure(
     start, cpu = time.perf_counter(), time.process_time()
     together = task.train_batched(plans)
     batched_s, batched_cpu = time.perf_counter() - start, time.process_time() - cpu
-    diffs = [
-        max((abs(a - b) for a, b in zip(x.valid_acc, y.valid_acc, strict=True)), default=0.0)
-        for x, y in zip(alone, together, strict=True)
-    ]
-    study_diffs = [
-        max((abs(a - b) for a, b in zip(r["valid_acc"], x.valid_acc, strict=True)), default=0.0)
-        for r, x in zip(rows, alone, strict=True)
-    ]
+    # 4. layer 1 from its weights
+    start = time.perf_counter()
+    primal = dataclasses.replace(task, first_layer="primal").train_batched(plans)
+    primal_s = time.perf_counter() - start
+    # 5. fit from initial weights one ulp up
+    nudged = [task.train_one(plan, model=ulp_up(task.initial_model(plan))) for plan in plans]
+    batched_curves = [x.valid_acc for x in together] + [r["valid_acc"] for r in rows]
     return {
         "trials": len(plans),
         "search_s": search_s,
@@ -117,26 +123,51 @@ def measure(
         "ratio": loop_s / ((search_s + batched_s) / 2),
         "ratio_engine": loop_s / batched_s,
         "ratio_cpu": loop_cpu / ((search_cpu + batched_cpu) / 2),
-        "max_diff": max(max(diffs), max(study_diffs)),
-        "identical": sum(d == 0.0 for d in diffs),
+        "primal_s": primal_s,
+        "max_diff": max(curve_diffs(alone, batched_curves)),
+        "identical": sum(d == 0.0 for d in curve_diffs(alone, [x.valid_acc for x in together])),
+        "primal_diff": max(curve_diffs(alone, [x.valid_acc for x in primal])),
+        "ulp_diff": max(curve_diffs(alone, [x.valid_acc for x in nudged])),
+        "ulp_identical": sum(d == 0.0 for d in curve_diffs(alone, [x.valid_acc for x in nudged])),
         "best": max(r["value"] for r in rows),
         "flops": trial_flops(task, len(plans)),
+        "dual_flops": trial_flops(task, len(plans), dual=True),
         "peak": max(peak, gemm_peak()),
     }
 
 
-def trial_flops(task: Any, trials: int) -> float:
+def curve_diffs(reference: list[Any], curves: list[list[float]]) -> list[float]:
+    """Per trial, the largest difference of validation accuracy from ``reference``'s
+    (outcomes, repeated cyclically for ``curves`` of several runs) at any epoch."""
+    return [
+        max((abs(a - b) for a, b in zip(ref.valid_acc, curve, strict=True)), default=0.0)
+        for ref, curve in zip(reference * (len(curves) // len(reference)), curves, strict=True)
+    ]
+
+
+def ulp_up(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with every parameter moved to the next float up (in place)."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.nextafter(p, torch.full_like(p, float("inf"))))
+    return model
+
+
+def trial_flops(task: Any, trials: int, dual: bool = False) -> float:
     """Matrix-product FLOPs of ``trials`` trials of ``task``: its training steps, and one
-    evaluation of the training and validation images at step 0 and after every epoch."""
+    evaluation of the training and validation images at step 0 and after every epoch (with
+    ``dual``, layer 1 in the dual form over those images)."""
     widths = (task.train.x.shape[1], *task.hidden, task.train.num_classes)
     examples = len(task.train) + len(task.valid)
-    return training_flops(
-        widths,
-        members=trials,
-        steps=task.epochs * task.per_epoch,
-        batch=task.batch_size,
-        eval_examples=(task.epochs + 1) * examples,
-    )
+    shape = {
+        "members": trials,
+        "steps": task.epochs * task.per_epoch,
+        "batch": task.batch_size,
+        "eval_examples": (task.epochs + 1) * examples,
+    }
+    if dual:
+        return dual_training_flops(widths, rows=examples, **shape)
+    return training_flops(widths, **shape)
 
 
 class NoTraining:
@@ -231,22 +262,33 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  the study alone (search, no training):      {overhead[0]:8.2f} {overhead[1]:8.2f}"
         )
+    print(f"  batched training, layer 1 from its weights:  {row['primal_s']:8.2f}")
     print(f"  speedup, search vs one by one: {row['ratio']:.2f}x (mean of the two batched)")
     print(f"  speedup, training only:        {row['ratio_engine']:.2f}x")
     print(f"  speedup in CPU time:           {row['ratio_cpu']:.2f}x (mean of the two batched)")
     print(
-        f"  validation accuracies, batched vs one by one: max difference {row['max_diff']:.3f}, "
-        f"{row['identical']}/{row['trials']} trials identical at every epoch; "
-        f"equal within float rounding (<= one image): {row['max_diff'] <= ONE_IMAGE + 1e-9}"
+        f"  speedup with layer 1 from its weights: {row['loop_s'] / row['primal_s']:.2f}x "
+        f"(the dual form: {row['primal_s'] / row['batched_s']:.2f}x of it)"
+    )
+    equal = row["max_diff"] <= row["ulp_diff"] + 1e-9
+    print(
+        f"  validation accuracies against one by one, largest difference at any epoch: "
+        f"batched {row['max_diff']:.3f} ({row['identical']}/{row['trials']} trials identical "
+        f"at every epoch), layer 1 from its weights {row['primal_diff']:.3f}; fit from "
+        f"weights one ulp up {row['ulp_diff']:.3f} ({row['ulp_identical']}/{row['trials']} "
+        f"identical); equal within float rounding (no further than fit from itself): {equal}"
     )
     print(f"  best validation accuracy: {row['best']:.3f}")
-    floor = row["flops"] / (row["peak"] * 1e9)
+    peak = row["peak"] * 1e9
+    floor, dual_floor = row["flops"] / peak, row["dual_flops"] / peak
     print(
         f"  arithmetic floor: {row['flops'] / 1e12:.2f} TFLOP at the GEMM peak "
         f"{row['peak']:.0f} GFLOP/s ({torch.get_num_threads()} thread(s), best of before and "
-        f"after) = {floor:.1f} s; batched training at {floor / row['batched_s']:.0%} of the "
-        f"peak; the largest ratio any batched engine could reach here: "
-        f"{row['loop_s'] / floor:.1f}x"
+        f"after) = {floor:.1f} s, {dual_floor:.1f} s with layer 1 in the dual form "
+        f"({row['dual_flops'] / 1e12:.2f} TFLOP); batched training at "
+        f"{dual_floor / row['batched_s']:.0%} of the peak (layer 1 from its weights: "
+        f"{floor / row['primal_s']:.0%}); the largest ratio any engine computing fit's "
+        f"products could reach here: {row['loop_s'] / floor:.1f}x"
     )
     print(f"  target: >= 4x: {row['ratio'] >= 4.0} ({row['ratio']:.2f}x)")
     if total is not None:

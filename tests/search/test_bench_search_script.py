@@ -35,7 +35,8 @@ def test_batched_and_one_by_one_agree_and_the_script_prints_its_lines(
     )
     out = capsys.readouterr().out
     assert "speedup, search vs one by one" in out and "speedup in CPU time" in out
-    assert "equal within float rounding (<= one image): True" in out
+    assert "equal within float rounding (no further than fit from itself): True" in out
+    assert "layer 1 from its weights" in out and "fit from weights one ulp up" in out
     assert "the study alone (search, no training)" in out
     assert "whole C1 experiment" in out and "4 trials x 1 epochs on synthetic data" in out
     assert "arithmetic floor:" in out and "target: >= 4x:" in out
@@ -55,3 +56,22 @@ def test_the_floor_counts_c1s_training_and_evaluation_products() -> None:
     expected = 100 * (200 * 100 * (6 * 129400 - 2 * 78400) + 51 * 500 * 2 * 129400)
     assert bench.trial_flops(task, 100) == pytest.approx(expected, rel=1e-12)
     assert expected == pytest.approx(1.9e12, rel=0.01)
+
+
+def test_the_dual_floor_replaces_layer_1s_products() -> None:
+    """With layer 1 in the dual form over the 500 images: its forward, update and evaluation
+    products (2 * (2 * 100 * 200 + 51 * 500) * 78400 a trial) give way to the update of its
+    outputs (2 * 500 * 100 * 100 a step), the start and the write-back (2 * 500 * 78400
+    each) and the Gram matrix (2 * 500 * 500 * 784, once)."""
+    from initlab.data.dataset import Dataset
+    from initlab.search.task import SearchTask
+
+    bench = _load()
+    train = Dataset(torch.zeros(400, 784), torch.arange(400) % 10, "t")
+    valid = Dataset(torch.zeros(100, 784), torch.arange(100) % 10, "v")
+    task = SearchTask(train=train, valid=valid, epochs=50, batch_size=100)
+    primal_first = 2 * (2 * 100 * 200 + 51 * 500) * 78400
+    dual_first = 200 * 2 * 500 * 100 * 100 + 2 * 2 * 500 * 78400
+    expected = bench.trial_flops(task, 100) + 100 * (dual_first - primal_first) + 2 * 500**2 * 784
+    assert bench.trial_flops(task, 100, dual=True) == pytest.approx(expected, rel=1e-12)
+    assert expected == pytest.approx(1.09e12, rel=0.01)

@@ -66,3 +66,27 @@ def split_size(dataset: str, split: str, size: int = 0) -> int:
 def steps_per_epoch(examples: int, batch: int, drop_last: bool = False) -> int:
     """Minibatches per epoch: ``ceil(N / B)`` (``floor`` when the last short one is dropped)."""
     return examples // batch if drop_last else math.ceil(examples / batch)
+
+
+def dual_training_flops(
+    widths: Sequence[int],
+    *,
+    members: int,
+    steps: int,
+    batch: int,
+    eval_examples: int,
+    rows: int,
+) -> float:
+    """:func:`training_flops` with layer 1 in the dual form over ``rows`` inputs
+    (:mod:`initlab.train.batched_dual`): its forward, weight update and evaluation products
+    (``2 (2 B steps + eval_examples) n_0 n_1``) give way to the update of its outputs on
+    every input, ``2 rows B n_1`` a step, the start ``X W_0^T`` and the final write-back
+    ``W = s (W_0 - C X)`` (``2 rows n_0 n_1`` each) and the Gram matrix ``X X^T`` (once for
+    all members)."""
+    primal = training_flops(
+        widths, members=members, steps=steps, batch=batch, eval_examples=eval_examples
+    )
+    first = widths[0] * widths[1]
+    primal_first = 2.0 * (2 * batch * steps + eval_examples) * first
+    dual_first = 2.0 * rows * batch * widths[1] * steps + 4.0 * rows * first
+    return primal + members * (dual_first - primal_first) + 2.0 * rows * rows * widths[0]

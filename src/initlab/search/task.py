@@ -18,11 +18,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from initlab.data.dataset import Dataset
 from initlab.errors import InitlabError
 from initlab.models.mlp import MLPSpec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from initlab.train.batched import FirstLayer
 
 TrialStatus = Literal["complete", "pruned", "diverged"]
 
@@ -77,6 +82,7 @@ class SearchTask:
     defaults: Mapping[str, float] = field(
         default_factory=lambda: {"lr": 0.01, "weight_decay": 0.0, "momentum": 0.0}
     )
+    first_layer: FirstLayer = "auto"  # fit_batched's: layer 1 in the dual form where it pays
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -139,14 +145,18 @@ class SearchTask:
                 eval_train=True,
                 log_every=self.per_epoch,  # a trial keeps its per-epoch accuracies only
                 callback=tracker,
+                first_layer=self.first_layer,
             )
             for j, member in enumerate(result.results):
                 outcomes[index[j]] = tracker.outcome(j, member.status == "diverged")
         return [o for o in outcomes if o is not None]
 
-    def train_one(self, plan: TrialPlan, report: Reporter | None = None) -> TrialOutcome:
-        """Train one trial alone with :func:`initlab.train.fit.fit` (the reference)."""
-        return self._fit(plan, report)[0]
+    def train_one(
+        self, plan: TrialPlan, report: Reporter | None = None, model: nn.Module | None = None
+    ) -> TrialOutcome:
+        """Train one trial alone with :func:`initlab.train.fit.fit` (the reference).
+        ``model``: its initial network (default: built and initialized as the plan says)."""
+        return self._fit(plan, report, model)[0]
 
     def test_accuracy(self, params: Mapping[str, Any], seed: int, test: Dataset) -> float:
         """Train a trial again (alone, with ``fit``) and evaluate it once on ``test``."""
@@ -155,14 +165,22 @@ class SearchTask:
         _, model = self._fit(TrialPlan(-1, dict(params), seed), None)
         return evaluate(model, test.x, test.y)[1]
 
-    def _fit(self, plan: TrialPlan, report: Reporter | None) -> tuple[TrialOutcome, Any]:
+    def initial_model(self, plan: TrialPlan) -> nn.Module:
+        """The trial's network as training starts: ``mlp(**spec)`` initialized by its
+        scheme and seed."""
         from initlab.init import initialize
         from initlab.models.mlp import mlp
+
+        model = mlp(**self.spec_of(plan.params).to_dict())
+        initialize(model, str(plan.params.get("init", self.init)), seed=plan.seed)
+        return model
+
+    def _fit(
+        self, plan: TrialPlan, report: Reporter | None, model: nn.Module | None = None
+    ) -> tuple[TrialOutcome, Any]:
         from initlab.train.fit import fit
 
-        spec = self.spec_of(plan.params)
-        model = mlp(**spec.to_dict())
-        initialize(model, str(plan.params.get("init", self.init)), seed=plan.seed)
+        model = self.initial_model(plan) if model is None else model
         tracker = _Tracker(1, report, [0])
         hparams = {k: v[0] for k, v in self._hparams([plan]).items()}
         result = fit(

@@ -41,7 +41,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -52,6 +52,8 @@ from initlab.errors import InitlabError
 from initlab.init import initialize
 from initlab.models.mlp import DropoutMode, MLPSpec, mlp
 from initlab.probes.schedules import Schedule, every
+from initlab.train.batched_dual import dual_pays
+from initlab.train.batched_layout import choose_layout
 from initlab.train.batched_mlp import FusedDecay, StackedMLP, Tap, load_member
 from initlab.train.batched_probes import MemberProbes
 from initlab.train.checks import (
@@ -77,6 +79,11 @@ BatchedCallback = Callable[[dict[str, Any]], bool | None]
 stops that member (status "done"), the others go on."""
 
 _EVAL_ELEMENTS = 1 << 23  # largest [N, width, chunk] activation an evaluation pass allocates
+
+FirstLayer = Literal["auto", "primal", "dual"]
+"""How layer 1 is computed: from its weights (``primal``), in the dual form over the run's
+inputs (``dual``, :mod:`~initlab.train.batched_dual`), or the dual form where it does less
+arithmetic (``auto``)."""
 
 
 @dataclass
@@ -193,6 +200,7 @@ def fit_batched(
     bn_eps: float | None = None,
     dropout_mode: DropoutMode | None = None,
     dtype: torch.dtype = torch.float32,
+    first_layer: FirstLayer = "auto",
 ) -> BatchedResult:
     """Train ``N`` MLPs of one architecture together; one :class:`TrainResult` per member.
 
@@ -223,6 +231,15 @@ def fit_batched(
         dropout_mode: ``"inverted"`` or ``"scale_at_test"`` (the book's); None: the spec's.
         dtype: the precision of the members' parameters and activations (float32, or
             float64 as the NumPy sources compute).
+        first_layer: ``"dual"`` keeps layer 1 in the dual form over the training and
+            evaluation inputs (:mod:`~initlab.train.batched_dual`: its products cost
+            ``n B`` instead of about ``2 B in`` multiply-adds per unit and step, for ``n``
+            such inputs of ``in`` features); it needs fused plain SGD. ``"auto"`` (the
+            default) uses it under that condition where it does at most half the
+            arithmetic of the weights' products and its buffers are small
+            (:func:`~initlab.train.batched_dual.dual_pays`: small-data runs such as the
+            book's hyperparameter search); ``"primal"`` never. The same results to float
+            rounding either way.
 
     The given member modules are not changed (``fit`` trains its model in place); the
     trained members are in each result's ``final_state`` and in ``result.model(n)``.
@@ -283,6 +300,7 @@ def fit_batched(
         callback=callback,
         fuse_sgd=fuse_sgd,
         loss_after_update=loss_after_update,
+        first_layer=first_layer,
     )
     trainer = _Trainer(stacked, opt, exact, data, settings, probe_layers, histograms)
     return trainer.run()
@@ -418,6 +436,7 @@ class _Settings:
     callback: BatchedCallback | None
     fuse_sgd: bool
     loss_after_update: bool = False
+    first_layer: FirstLayer = "auto"
 
     def check(self) -> None:
         if self.steps is None and self.epochs is None:
@@ -430,6 +449,10 @@ class _Settings:
                 raise InitlabError(f"{what} must be a positive integer, got {value}")
         if self.eval_every is not None and self.eval_every < 1:
             raise InitlabError(f"eval_every must be a positive integer, got {self.eval_every}")
+        if self.first_layer not in ("auto", "primal", "dual"):
+            raise InitlabError(
+                f"first_layer must be 'auto', 'primal' or 'dual', got {self.first_layer!r}"
+            )
 
 
 class _Trainer:
@@ -453,12 +476,17 @@ class _Trainer:
         self.exact = exact
         mask = decay_mask_of(stacked.reference, settings.decay_biases)
         self.state: OptState = opt.init_state(stacked.params, mask, members=self.n)
-        self.penalized = [p for p, m in zip(stacked.params, mask, strict=True) if m]
+        self.penalized = [i for i, m in enumerate(mask) if m]
         wd = opt.hparams.get("weight_decay", 0.0)
         self.wd: float | Tensor = 0.0 if opt.name == "adamw" else wd
         self.data = data
         device = stacked.device
         self.x, self.y = data.x.to(device, stacked.dtype).flatten(1), data.y.to(device)
+        self.eval_x: Tensor | None = None
+        self.eval_y: Tensor | None = None
+        if settings.eval_data is not None:
+            self.eval_x = settings.eval_data.x.to(device, stacked.dtype).flatten(1)
+            self.eval_y = settings.eval_data.y.to(device)
         self.per_epoch = batches_per_epoch(
             len(data), settings.batch_size, settings.drop_last and settings.batch_mode == "epoch"
         )
@@ -471,6 +499,10 @@ class _Trainer:
         if isinstance(self.sgd_lr, Tensor):
             self.sgd_lr = self.sgd_lr.to(device)
         self.sgd_decay = _fused_decay(opt, mask, device) if self.sgd_lr is not None else None
+        # rows of the dual basis: the training set's, then the evaluation set's (None: primal)
+        self.train_rows: Tensor | None = None
+        self.eval_rows: Tensor | None = None
+        self._use_dual()
         self.probes = None
         if settings.probe is not None:
             self.probes = MemberProbes(stacked, probe_layers, histograms)
@@ -481,6 +513,37 @@ class _Trainer:
         self.stopped = [False] * self.n
         self.steps_done = [0] * self.n
         self.history: list[list[dict[str, Any]]] = [[] for _ in range(self.n)]
+
+    def _use_dual(self) -> None:
+        """Put layer 1 in the dual form over the training and evaluation inputs when
+        ``first_layer`` asks for it (``auto``: where it pays, :func:`dual_pays`)."""
+        s, stacked = self.s, self.stacked
+        if s.first_layer == "primal":
+            return
+        if self.sgd_lr is None:
+            if s.first_layer == "dual":
+                raise InitlabError(
+                    "first_layer='dual' needs plain SGD fused into the backward pass "
+                    "(optimizer 'sgd' or 'momentum' with momentum 0, and fuse_sgd=True)"
+                )
+            return
+        same = self.eval_x is None or self.eval_x is self.x
+        basis = self.x if same else torch.cat([self.x, self.eval_x])
+        if s.first_layer == "auto":
+            layout = choose_layout(s.batch_size, self.n, tuple(stacked.spec.widths))
+            evaluated = len(self.x) if s.eval_train else 0  # rows evaluated each period
+            evaluated += 0 if self.eval_x is None else len(self.eval_x)
+            per_step = evaluated / self.eval_period if self.eval_period else 0.0
+            units = stacked.layers[0].w.shape[0]
+            pays = dual_pays(len(basis), stacked.spec.widths[0], units, s.batch_size, per_step)
+            if not pays or layout.defer > 1:
+                return
+        stacked.use_dual(basis)
+        self.train_rows = torch.arange(len(self.x), device=stacked.device)
+        if self.eval_x is not None:
+            start = 0 if same else len(self.x)
+            stop = start + len(self.eval_x)
+            self.eval_rows = torch.arange(start, stop, device=stacked.device)
 
     # ------------------------------------------------------------------------------ loop
     def run(self) -> BatchedResult:
@@ -519,8 +582,14 @@ class _Trainer:
         fuse = self.sgd_lr is not None and not probing and len(self.alive) == self.n
         logged = evaluated or t % s.log_every == 0
         penalty = self._penalty() if logged else None  # of the weights before the update
+        basis_rows = idx if self.train_rows is not None else None
         loss, logits, updated = stacked.train_step(
-            xb, yb, tap, self.sgd_lr if fuse else None, self.sgd_decay if fuse else None
+            xb,
+            yb,
+            tap,
+            self.sgd_lr if fuse else None,
+            self.sgd_decay if fuse else None,
+            rows=basis_rows,
         )
         values = loss.tolist()
         # 1. a NaN/Inf loss freezes its member before the update (frozen ones stay NaN)
@@ -543,7 +612,7 @@ class _Trainer:
         if probing and self.probes is not None:
             self.probes.record_weights(t, self.alive)
         if logged and s.loss_after_update:
-            self._add_loss_after(rows, xb, yb)
+            self._add_loss_after(rows, xb, yb, idx)
         if logged:
             self._log(t, rows)  # may stop members (callback): they freeze from the next step
         live = self._live_mask()
@@ -603,11 +672,13 @@ class _Trainer:
         for m, row in enumerate(rows):
             row.update(train_loss=values[m] + penalty[m], train_acc=correct[m] / batch)
 
-    def _add_loss_after(self, rows: list[dict[str, Any]], xb: Tensor, yb: Tensor) -> None:
+    def _add_loss_after(
+        self, rows: list[dict[str, Any]], xb: Tensor, yb: Tensor, idx: Tensor
+    ) -> None:
         """``train_loss_after``: the loss on the step's minibatch after the update, in eval
         mode, plus the L2 term (the from-scratch book's ``network.loss(x_batch, t_batch)``
         after ``optimizer.update``)."""
-        logits = self.stacked.forward(xb, False)
+        logits = self.stacked.forward(xb, False, rows=idx if self.train_rows is not None else None)
         # as the training loss (batched_ops.softmax_cross_entropy_): one log_softmax kernel;
         # logsumexp is eight small ops, 0.15 ms a step of a 2000-step run (measured)
         picked = torch.log_softmax(logits, 1).gather(1, yb.view(1, 1, -1).expand(self.n, 1, -1))
@@ -620,8 +691,8 @@ class _Trainer:
         """The book's ``0.5 * lambda * ||W||^2`` of every member (0 without weight decay)."""
         if not isinstance(self.wd, Tensor) and self.wd == 0.0:
             return [0.0] * self.n
-        sq = torch.stack([torch.linalg.vector_norm(p.flatten(1), dim=1) for p in self.penalized])
-        return (0.5 * self.wd * sq.double().square().sum(0)).tolist()
+        sq = torch.stack([self.stacked.squared_norms(i) for i in self.penalized]).sum(0)
+        return (0.5 * self.wd * sq).tolist()
 
     def _log(self, t: int, rows: list[dict[str, Any]]) -> None:
         callback = self.s.callback
@@ -637,15 +708,17 @@ class _Trainer:
 
     # ------------------------------------------------------------------------ evaluation
     def _add_eval(self, rows: list[dict[str, Any]]) -> None:
-        s, device = self.s, self.stacked.device
-        if s.eval_data is not None:
-            ex = s.eval_data.x.to(device, self.stacked.dtype).flatten(1)
-            ey = s.eval_data.y.to(device)
-            loss, acc = evaluate_batched(self.stacked, ex, ey, s.eval_batch_size)
+        s = self.s
+        if self.eval_x is not None and self.eval_y is not None:
+            loss, acc = evaluate_batched(
+                self.stacked, self.eval_x, self.eval_y, s.eval_batch_size, self.eval_rows
+            )
             for m, (lv, av) in enumerate(zip(loss, acc, strict=True)):
                 rows[m].update(valid_loss=lv, valid_acc=av)
         if s.eval_train:
-            loss, acc = evaluate_batched(self.stacked, self.x, self.y, s.eval_batch_size)
+            loss, acc = evaluate_batched(
+                self.stacked, self.x, self.y, s.eval_batch_size, self.train_rows
+            )
             for m, (lv, av) in enumerate(zip(loss, acc, strict=True)):
                 rows[m].update(train_eval_loss=lv, train_eval_acc=av)
 
@@ -681,6 +754,7 @@ class _Trainer:
             "members": self.n,
             "dtype": str(self.stacked.dtype).removeprefix("torch."),
             "loss_after_update": s.loss_after_update,
+            "first_layer": "primal" if self.train_rows is None else "dual",
         }
         results = []
         for m in range(self.n):
@@ -704,13 +778,18 @@ class _Trainer:
 
 @torch.no_grad()
 def evaluate_batched(
-    stacked: StackedMLP, x: Tensor, y: Tensor, batch_size: int = 1000
+    stacked: StackedMLP,
+    x: Tensor,
+    y: Tensor,
+    batch_size: int = 1000,
+    rows: Tensor | None = None,
 ) -> tuple[list[float], list[float]]:
     """Mean cross-entropy and accuracy of every member on ``(x, y)``, in eval mode.
 
     As :func:`initlab.train.fit.evaluate` per member: chunks of at most ``batch_size``
     examples (fewer when ``N`` members' activations would not fit in a small buffer),
-    losses summed in float64.
+    losses summed in float64. ``rows``: ``x``'s rows in the basis of the stacked model's
+    dual layer 1 (:meth:`~initlab.train.batched_mlp.StackedMLP.use_dual`), if it has one.
     """
     n_examples = x.shape[0]
     width = max(stacked.spec.widths[1:])
@@ -719,7 +798,8 @@ def evaluate_batched(
     correct = torch.zeros(stacked.n, dtype=torch.int64, device=x.device)
     for start in range(0, n_examples, chunk):
         xb, yb = x[start : start + chunk], y[start : start + chunk]
-        logits = stacked.forward(xb, False)  # [N, C, b]
+        part = None if rows is None else rows[start : start + chunk]
+        logits = stacked.forward(xb, False, rows=part)  # [N, C, b]
         lse = torch.logsumexp(logits, 1)
         picked = logits.gather(1, yb.view(1, 1, -1).expand(stacked.n, 1, -1)).squeeze(1)
         total += (lse - picked).sum(1).double()

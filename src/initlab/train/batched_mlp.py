@@ -51,6 +51,7 @@ from initlab.errors import InitlabError
 from initlab.models.mlp import MLPSpec, mlp
 from initlab.train import batched_layout
 from initlab.train.batched_deferred import DeferredUpdates
+from initlab.train.batched_dual import DualFirstLayer
 from initlab.train.batched_layout import ProductLayout, choose_layout
 from initlab.train.batched_ops import activation_kernels, softmax_cross_entropy_
 
@@ -235,6 +236,8 @@ class StackedMLP:
         self.layout = layout
         self._deferred: DeferredUpdates | None = None  # fused updates not yet in the weights
         self._deferring = False  # the current pass keeps its updates in _deferred
+        self.dual: DualFirstLayer | None = None  # layer 1 in the dual form (use_dual)
+        self._rows: Tensor | None = None  # the current pass's rows of the dual basis
 
     def _affine(self, i: int) -> _Affine:
         w, gw = self.params[self.weight[i]], self.grads[self.weight[i]]
@@ -268,10 +271,38 @@ class StackedMLP:
 
     # ------------------------------------------------------------------ members in and out
     def sync_weights(self) -> None:
-        """Write deferred SGD updates into the weights (:mod:`~initlab.train.batched_deferred`),
-        before :attr:`params` is read or changed from outside a fused training step."""
+        """Write deferred SGD updates into the weights (:mod:`~initlab.train.batched_deferred`,
+        :mod:`~initlab.train.batched_dual`), before :attr:`params` is read or changed from
+        outside a fused training step."""
         if self._deferred is not None:
             self._deferred.flush()
+        if self.dual is not None:
+            self.dual.flush()
+
+    def use_dual(self, basis: Tensor | None) -> None:
+        """Compute layer 1 in the dual form over the inputs ``basis`` ``[n, in]``
+        (:mod:`~initlab.train.batched_dual`) on passes given ``rows`` of it; None: back to
+        the weights. Fused plain-SGD steps then update it without touching layer 1's
+        weights, which are written back when read (:meth:`sync_weights`); any other update
+        leaves the form until the next fused step restarts it. Not with member chunks or
+        deferred updates (their passes use the weights)."""
+        self.sync_weights()
+        if basis is None:
+            self.dual = None
+            return
+        self._deferred = None
+        self.dual = DualFirstLayer(self.layers[0].w, self.n, basis.to(self.device, self.dtype))
+
+    def squared_norms(self, index: int) -> Tensor:
+        """``||p_m||^2`` of parameter ``index`` for every member (float64 ``[N]``), as the
+        weights stand after the pending updates (layer 1 in the dual form: from its
+        factors, without writing them back)."""
+        if self.dual is not None and self.dual.valid and index == self.weight[0]:
+            return self.dual.squared_norms()
+        if self._deferred is not None:
+            self._deferred.flush()
+        p = self.params[index]
+        return torch.linalg.vector_norm(p.flatten(1), dim=1).double().square()
 
     def member_state_dict(self, member: int) -> dict[str, Tensor]:
         """Member ``member``'s ``state_dict`` (CPU copies), loadable into ``mlp(**spec)``."""
@@ -359,21 +390,36 @@ class StackedMLP:
     # ------------------------------------------------------------------------- forward
     @torch.no_grad()
     def forward(
-        self, x: Tensor, train: bool, ws: Workspace | None = None, tap: Tap | None = None
+        self,
+        x: Tensor,
+        train: bool,
+        ws: Workspace | None = None,
+        tap: Tap | None = None,
+        rows: Tensor | None = None,
     ) -> Tensor:
         """Logits ``[N, C, B]`` of every member for inputs ``x`` ``[B, in]`` (shared).
 
         ``train``: batch norm uses batch statistics (and updates the running ones) and
         dropout is on; otherwise batch norm uses its running statistics, dropout is off.
+        ``rows``: with :meth:`use_dual`, ``x``'s rows in its basis (``x == basis[rows]``):
+        layer 1 is then read from the dual form.
         """
         batch = x.shape[0]
         ws = ws if ws is not None else self.workspace(batch, train, False)
         depth = self.spec.depth
         h_prev = x
+        dual = self.dual if rows is not None and self.dual is not None else None
+        if dual is not None and not dual.valid:
+            dual = None
+        if dual is None and self.dual is not None:
+            self.dual.flush()  # layer 1 from its weights: write them back first
         for i, layer in enumerate(self.layers):
             z = ws.z[i]
             deferred = self._deferred if self._deferred and self._deferred.pending else None
-            if i == 0:  # one GEMM for all members: [N*out, in] @ [in, B]
+            if i == 0 and dual is not None:
+                assert rows is not None
+                dual.forward(rows, layer.b, z.view(-1, batch))
+            elif i == 0:  # one GEMM for all members: [N*out, in] @ [in, B]
                 batched_layout.first_forward(ws.layout, layer.w, layer.b, x, z.view(-1, batch))
                 if deferred is not None:
                     deferred.correct_forward(0, x, z.view(-1, batch))
@@ -466,6 +512,7 @@ class StackedMLP:
         tap: Tap | None = None,
         sgd_lr: float | Tensor | None = None,
         sgd_decay: FusedDecay | None = None,
+        rows: Tensor | None = None,
     ) -> StepOutput:
         """Forward and backward on one minibatch in train mode; fills :attr:`grads`.
 
@@ -482,8 +529,14 @@ class StackedMLP:
                 ``weight_decay``) in the same fused step: ``W <- W - lr * (dL/dW + wd * W)``
                 is computed as ``W <- keep * W - lr * dL/dW`` with ``keep = 1 - lr * wd``,
                 for the parameters its mask selects.
+            rows: with :meth:`use_dual`, ``x``'s rows in the dual basis; a fused step then
+                updates layer 1 in the dual form (the first such step starts it).
         """
-        return self._pass(x, y, True, tap, sgd_lr, sgd_decay)
+        self._rows = rows
+        try:
+            return self._pass(x, y, True, tap, sgd_lr, sgd_decay)
+        finally:
+            self._rows = None
 
     @torch.no_grad()
     def eval_grad_step(self, x: Tensor, y: Tensor, tap: Tap | None = None) -> Tensor:
@@ -501,13 +554,26 @@ class StackedMLP:
         decay: FusedDecay | None,
     ) -> StepOutput:
         ws = self.workspace(x.shape[0], train, True)
-        if tap is None and ws.layout.chunk is not None and ws.layout.chunk < self.n:
+        chunked = tap is None and ws.layout.chunk is not None and ws.layout.chunk < self.n
+        if self.dual is not None:
+            if sgd_lr is None or chunked or self._rows is None:
+                self.dual.invalidate()  # the weights change (or are read) outside the form
+            elif not self.dual.valid:
+                self.dual.reset()
+        if chunked:
             self.sync_weights()
             return self._chunked_pass(x, y, train, ws, sgd_lr, decay)
         batch = x.shape[0]
-        deferring = sgd_lr is not None and decay is None and tap is None and ws.layout.defer > 1
-        if not deferring:
-            self.sync_weights()  # gradients and optimizer steps see the weights as they are
+        deferring = (
+            sgd_lr is not None
+            and decay is None
+            and tap is None
+            and ws.layout.defer > 1
+            and self.dual is None
+        )
+        if not deferring:  # gradients and optimizer steps see the weights as they are
+            if self._deferred is not None:  # (a dual layer 1 is in order already, above)
+                self._deferred.flush()
         elif (
             self._deferred is None
             or self._deferred.steps != ws.layout.defer
@@ -518,7 +584,7 @@ class StackedMLP:
             self._deferred = DeferredUpdates(weights, ws.layout.defer, batch)
         elif not self._deferred.fits(batch):
             self._deferred.flush()
-        logits = self.forward(x, train, ws, tap)
+        logits = self.forward(x, train, ws, tap, self._rows)
         assert ws.minus_one is not None
         target = y.view(1, 1, -1).expand(self.n, 1, -1)
         loss = softmax_cross_entropy_(logits, target, ws.minus_one, ws.gz[-1])
@@ -526,6 +592,8 @@ class StackedMLP:
             sgd_lr = None  # a diverging member must not be updated: gradients instead
             deferring = False
             self.sync_weights()
+            if self.dual is not None:
+                self.dual.invalidate()  # the optimizer updates the weights
         self._deferring = deferring
         try:
             self._backward(x, ws, train, tap, sgd_lr, decay if sgd_lr is not None else None)
@@ -664,6 +732,7 @@ class StackedMLP:
         sub._workspaces = OrderedDict()
         sub._chunk_cache = None
         sub._deferred = None
+        sub.dual = None
         sub.layout = replace(layout, defer=1)  # chunks update their views at once
         return sub
 
@@ -691,8 +760,12 @@ class StackedMLP:
         (per-member rates scale dZ first; dZ is not needed afterwards). With ``decay``,
         the decayed parameters are first scaled by ``keep = 1 - lr * wd``."""
         layer = self.layers[i]
+        dual = self.dual if i == 0 and self.dual is not None and self.dual.valid else None
         if decay is not None:
-            decay.apply(self.params, self.weight[i])
+            if dual is None:
+                decay.apply(self.params, self.weight[i])
+            elif decay.mask[self.weight[i]]:
+                dual.decay(decay.keep)
             if self.bias[i] is not None:
                 decay.apply(self.params, self.bias[i])
         alpha = 1.0
@@ -700,7 +773,10 @@ class StackedMLP:
             gz.mul_(neg_lr)
         else:
             alpha = -float(lr)
-        if self._deferring:  # kept aside, written into W every ``defer`` steps
+        if dual is not None:
+            assert self._rows is not None
+            dual.update(self._rows, gz.view(-1, ws.batch), alpha)
+        elif self._deferring:  # kept aside, written into W every ``defer`` steps
             assert self._deferred is not None
             h = x if i == 0 else ws.h[i - 1]
             self._deferred.add(i, gz.view(-1, ws.batch) if i == 0 else gz, h, alpha)
