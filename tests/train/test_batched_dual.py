@@ -268,3 +268,10 @@ def test_a_pass_without_rows_reads_the_written_back_weights() -> None:
     for m in range(3):
         for key, value in reference.member_state_dict(m).items():
             _close(value, stacked.member_state_dict(m)[key], key, 1e-6, 1e-5)
+
+
+def test_a_basis_of_another_width_is_one_line() -> None:
+    models = _members()
+    stacked = StackedMLP(models[0].spec, models)
+    with pytest.raises(InitlabError, match=r"the dual basis must be \[rows, 64\].*got \[5, 63\]"):
+        stacked.use_dual(torch.zeros(5, 63))

@@ -5,8 +5,9 @@ a decay ``keep = 1 - lr * wd`` and a rank-``B`` update whose right factor ``X_b`
 minibatch itself (``G = -lr * dL/dZ``, ``[out, B]``). For layer 1 that minibatch is a set of
 rows of the training inputs, so when every input the run sends through layer 1 (training
 minibatches, the training and validation sets it evaluates) is a row of one fixed matrix
-``X`` (``[n, in]``), the weights never leave the form (Schoelkopf & Smola 2002, the
-representer view of a linear layer trained by gradient descent)::
+``X`` (``[n, in]``), the weights never leave the form (every gradient step adds outer
+products with the inputs: the observation behind the representer theorem, Schoelkopf,
+Herbrich & Smola, COLT 2001)::
 
     W_t = s_t (W_0 - C_t X)          s_t = prod of the keeps so far, C_t [out, n]
 
@@ -46,6 +47,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from initlab.errors import InitlabError
+
 RESCALE_BELOW = 1e-6
 """Fold ``s`` into the weights when a member's falls below this (``G / s`` stays finite)."""
 
@@ -67,7 +70,10 @@ class DualFirstLayer:
 
     def __init__(self, weight: Tensor, members: int, basis: Tensor) -> None:
         if basis.ndim != 2 or basis.shape[1] != weight.shape[1]:
-            raise ValueError(f"basis {tuple(basis.shape)} does not match weight {weight.shape}")
+            raise InitlabError(
+                f"the dual basis must be [rows, {weight.shape[1]}] (layer 1's inputs), "
+                f"got {list(basis.shape)}"
+            )
         self.weight = weight
         self.members = members
         self.basis = basis
