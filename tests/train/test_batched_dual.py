@@ -117,15 +117,18 @@ def test_dual_form_computes_what_the_weights_compute(keep: list[float] | None) -
     torch.testing.assert_close(out, primal @ basis[rows].t(), atol=1e-5, rtol=1e-5)
 
 
-def test_a_vanishing_scale_is_folded_into_the_weights() -> None:
+@pytest.mark.parametrize("keep", [1e-2, 0.0])
+def test_a_vanishing_scale_is_folded_into_the_weights(keep: float) -> None:
+    """s falls by 1e-2 a step (below RESCALE_BELOW after three), or to 0 at once (lr * wd =
+    1: the primal step zeroes the weights before adding the update)."""
     g = torch.Generator().manual_seed(1)
     basis, w = torch.randn(5, 7, generator=g), torch.randn(4, 7, generator=g)
     primal = w.clone()
     dual = DualFirstLayer(w, 2, basis)
     dual.reset()
-    for _ in range(4):  # s falls by 1e-2 a step: below RESCALE_BELOW after three
-        primal.mul_(1e-2)
-        dual.decay(1e-2)
+    for _ in range(4):
+        primal.mul_(keep)
+        dual.decay(keep)
         grad = torch.randn(4, 2, generator=g)
         primal.addmm_(grad, basis[:2], alpha=0.5)
         dual.update(torch.tensor([0, 1]), grad, 0.5)
@@ -133,6 +136,8 @@ def test_a_vanishing_scale_is_folded_into_the_weights() -> None:
     out = torch.empty(4, 5)
     dual.forward(torch.arange(5), None, out)
     torch.testing.assert_close(out, primal @ basis.t(), atol=1e-6, rtol=1e-5)
+    want = primal.view(2, -1).double().square().sum(1)
+    torch.testing.assert_close(dual.squared_norms(), want, atol=1e-5, rtol=1e-5)
 
 
 def test_invalidate_writes_back_and_reset_starts_from_the_weights() -> None:
@@ -204,6 +209,22 @@ def test_auto_uses_the_dual_form_on_small_data_only() -> None:
     )
     adam = fit_batched(_members(), train, optimizer="adam", lr=0.01, steps=3, batch_size=8)
     assert adam.config["first_layer"] == "primal"
+    probed = fit_batched(_members(), train, lr=0.1, steps=3, batch_size=8, probe=every(1))
+    assert probed.config["first_layer"] == "primal"  # every step would leave the form
+    # the same dataset for evaluation: its rows are the training rows, the basis stays 30
+    seen: list[int] = []
+    original = DualFirstLayer.__init__
+
+    def spy(self: DualFirstLayer, weight: Tensor, members: int, basis: Tensor) -> None:
+        seen.append(basis.shape[0])
+        original(self, weight, members, basis)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DualFirstLayer, "__init__", spy)
+        same = fit_batched(
+            _members(), train, lr=0.1, steps=3, batch_size=8, eval_data=train, eval_every=2
+        )
+    assert same.config["first_layer"] == "dual" and seen == [30]
 
 
 @pytest.mark.parametrize(
@@ -235,6 +256,7 @@ def test_a_diverging_and_a_stopped_member_in_the_dual_form() -> None:
     )
     single = fit(_members()[0], train, lr=lrs[0], steps=15, batch_size=8)
     _same_run(single, batched[0])
+    assert batched.config["first_layer"] == "dual"  # until member 1 diverged
     assert batched.statuses == ["done", "diverged", "done"]
     assert batched[2].steps_done == 7
 
@@ -245,6 +267,12 @@ def test_the_dual_form_needs_fused_sgd() -> None:
         fit_batched(_members(), train, optimizer="adam", steps=2, first_layer="dual")
     with pytest.raises(InitlabError, match="first_layer must be 'auto', 'primal' or 'dual'"):
         fit_batched(_members(), train, steps=2, first_layer="kernel")  # type: ignore[arg-type]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("initlab.train.batched.MAX_ELEMENTS", 1000)
+        with pytest.raises(InitlabError, match=r"four \[30, 36\] buffers .* limit of 1000"):
+            fit_batched(_members(), train, steps=2, first_layer="dual")
+        auto = fit_batched(_members(), train, lr=0.1, steps=2, batch_size=8)
+        assert auto.config["first_layer"] == "primal"
 
 
 def test_a_pass_without_rows_reads_the_written_back_weights() -> None:
@@ -264,7 +292,8 @@ def test_a_pass_without_rows_reads_the_written_back_weights() -> None:
         want = reference.train_step(train.x[rows], train.y[rows], None, lr, decay)
         _close(want.loss, got.loss, f"loss {step}", 1e-6, 1e-5)
         _close(reference.forward(other, False), stacked.forward(other, False), "outside", 1e-6)
-        assert stacked.dual is not None and not stacked.dual.pending
+        assert stacked.dual is not None and stacked.dual.valid and not stacked.dual.pending
+    assert stacked.dual.steps == 4  # every step in the dual form, none restarted
     for m in range(3):
         for key, value in reference.member_state_dict(m).items():
             _close(value, stacked.member_state_dict(m)[key], key, 1e-6, 1e-5)

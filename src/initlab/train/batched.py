@@ -52,7 +52,7 @@ from initlab.errors import InitlabError
 from initlab.init import initialize
 from initlab.models.mlp import DropoutMode, MLPSpec, mlp
 from initlab.probes.schedules import Schedule, every
-from initlab.train.batched_dual import dual_pays
+from initlab.train.batched_dual import MAX_ELEMENTS, DualFirstLayer, dual_pays
 from initlab.train.batched_layout import choose_layout
 from initlab.train.batched_mlp import FusedDecay, StackedMLP, Tap, load_member
 from initlab.train.batched_probes import MemberProbes
@@ -502,6 +502,7 @@ class _Trainer:
         # rows of the dual basis: the training set's, then the evaluation set's (None: primal)
         self.train_rows: Tensor | None = None
         self.eval_rows: Tensor | None = None
+        self.dual_steps = 0  # fused steps made in the dual form (released ones counted here)
         self._use_dual()
         self.probes = None
         if settings.probe is not None:
@@ -527,14 +528,26 @@ class _Trainer:
                     "(optimizer 'sgd' or 'momentum' with momentum 0, and fuse_sgd=True)"
                 )
             return
-        same = self.eval_x is None or self.eval_x is self.x
-        basis = self.x if same else torch.cat([self.x, self.eval_x])
+        eval_data = s.eval_data
+        same = eval_data is None or eval_data is self.data or eval_data.x is self.data.x
+        basis = self.x if same or self.eval_x is None else torch.cat([self.x, self.eval_x])
+        units = stacked.layers[0].w.shape[0]
+        if DualFirstLayer.elements(len(basis), units) > MAX_ELEMENTS:
+            if s.first_layer == "dual":
+                raise InitlabError(
+                    f"first_layer='dual' would need four [{len(basis)}, {units}] buffers "
+                    f"({len(basis)} training and evaluation inputs, {units} layer-1 units), "
+                    f"over its limit of {MAX_ELEMENTS} elements; use first_layer='primal'"
+                )
+            return
         if s.first_layer == "auto":
-            layout = choose_layout(s.batch_size, self.n, tuple(stacked.spec.widths))
+            if s.probe is not None:  # probed steps leave the form, the next one restarts it
+                return
+            widths = tuple(stacked.spec.widths)
+            layout = stacked.layout or choose_layout(s.batch_size, self.n, widths)
             evaluated = len(self.x) if s.eval_train else 0  # rows evaluated each period
             evaluated += 0 if self.eval_x is None else len(self.eval_x)
             per_step = evaluated / self.eval_period if self.eval_period else 0.0
-            units = stacked.layers[0].w.shape[0]
             pays = dual_pays(len(basis), stacked.spec.widths[0], units, s.batch_size, per_step)
             if not pays or layout.defer > 1:
                 return
@@ -617,6 +630,15 @@ class _Trainer:
             self._log(t, rows)  # may stop members (callback): they freeze from the next step
         live = self._live_mask()
         stacked.frozen = None if live is None else ~live
+        if live is not None and self.train_rows is not None:
+            self._release_dual()  # no fused step from now on: layer 1 from its weights
+
+    def _release_dual(self) -> None:
+        """Leave the dual form for good: its updates written back, its buffers freed."""
+        if self.stacked.dual is not None:
+            self.dual_steps += self.stacked.dual.steps
+        self.stacked.use_dual(None)
+        self.train_rows = self.eval_rows = None
 
     def _live_mask(self) -> Tensor | None:
         """bool ``[N]``, True for the members still training; None while all are."""
@@ -735,6 +757,11 @@ class _Trainer:
                 self.s.callback({**rows[m], "member": m})
 
     # --------------------------------------------------------------------------- results
+    def _dual_steps(self) -> int:
+        """Fused steps made with layer 1 in the dual form, all told."""
+        dual = self.stacked.dual
+        return self.dual_steps + (dual.steps if dual is not None else 0)
+
     def _results(self, wall: float) -> BatchedResult:
         s = self.s
         for m in self.alive:
@@ -754,7 +781,7 @@ class _Trainer:
             "members": self.n,
             "dtype": str(self.stacked.dtype).removeprefix("torch."),
             "loss_after_update": s.loss_after_update,
-            "first_layer": "primal" if self.train_rows is None else "dual",
+            "first_layer": "dual" if self._dual_steps() > 0 else "primal",
         }
         results = []
         for m in range(self.n):

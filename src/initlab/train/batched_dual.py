@@ -91,6 +91,7 @@ class DualFirstLayer:
         self.valid = False
         self.pending = False  # C != 0 or s != 1: the weights are not up to date
         self.scaled = False  # s != 1 for some member
+        self.steps = 0  # updates made in this form (all restarts together)
 
     @staticmethod
     def elements(rows: int, units: int) -> int:
@@ -99,12 +100,15 @@ class DualFirstLayer:
 
     # --------------------------------------------------------------------------- state
     def reset(self) -> None:
-        """Start from the current weights: ``W_0 = W``, ``C = 0``, ``s = 1``."""
+        """Start from the current weights: ``W_0 = W``, ``C = 0``, ``s = 1`` (pending
+        updates are written back first)."""
+        self.flush()
         torch.mm(self.basis, self.weight.t(), out=self.y0)
         self.y.copy_(self.y0)
         self._restart()
 
     def _restart(self) -> None:
+        """``C = 0``, ``s = 1`` and ``||W_0||^2`` of the weights as they now are."""
         w = self.weight.view(self.members, -1)
         self.w0_sq = torch.linalg.vector_norm(w, dim=1).double().square()
         self.coef.zero_()
@@ -159,14 +163,14 @@ class DualFirstLayer:
             self.scale.mul_(keep)
         else:
             return
-        self.scaled = True
+        self.scaled = self.pending = True
 
     def update(self, rows: Tensor, grad: Tensor, alpha: float) -> None:
         """``W <- W + alpha * grad @ basis[rows]`` (``grad`` ``[N * out, B]``, per-member
         rates already in it): ``C^T[rows] -= (alpha grad / s)^T``, ``Y += K[:, rows] (alpha
         grad / s)^T``. A member whose ``s`` has grown too small is folded in first."""
-        if self.scaled and float(self.scale.min()) < RESCALE_BELOW:
-            self.flush()
+        if self.scaled and float(self.scale.abs().min()) < RESCALE_BELOW:
+            self.flush()  # s -> 1 (keep = 0: lr * wd = 1 zeroes the weights, as the primal step)
         batch = grad.shape[1]
         if self._scratch.numel() < grad.numel():
             self._scratch = torch.empty(grad.numel(), dtype=grad.dtype, device=grad.device)
@@ -178,8 +182,10 @@ class DualFirstLayer:
         else:
             torch.mul(grad, alpha, out=step)
         self.coef.index_add_(0, rows, step.t(), alpha=-1.0)
-        self.y.addmm_(self.gram.index_select(1, rows), step.t())
+        # K[:, rows] = K[rows]^T (K is symmetric): a gather of contiguous rows
+        self.y.addmm_(self.gram.index_select(0, rows).t(), step.t())
         self.pending = True
+        self.steps += 1
 
     # ---------------------------------------------------------------------- penalties
     def squared_norms(self) -> Tensor:

@@ -292,6 +292,7 @@ class StackedMLP:
             return
         self._deferred = None
         self.dual = DualFirstLayer(self.layers[0].w, self.n, basis.to(self.device, self.dtype))
+        self.dual.reset()  # so that an evaluation before the first step uses it too
 
     def squared_norms(self, index: int) -> Tensor:
         """``||p_m||^2`` of parameter ``index`` for every member (float64 ``[N]``), as the
@@ -733,6 +734,7 @@ class StackedMLP:
         sub._chunk_cache = None
         sub._deferred = None
         sub.dual = None
+        sub._rows = None
         sub.layout = replace(layout, defer=1)  # chunks update their views at once
         return sub
 
