@@ -261,6 +261,26 @@ def test_a_diverging_and_a_stopped_member_in_the_dual_form() -> None:
     assert batched[2].steps_done == 7
 
 
+def test_a_stopped_member_writes_the_pending_updates_back() -> None:
+    """A callback stop (no divergence before it) releases the dual form with updates still
+    pending: they reach the weights, and the others go on as alone."""
+    train = _data(30, 0, "train")
+    lrs = [0.1, 0.05, 0.2]
+
+    def stop(row: dict[str, Any]) -> bool:
+        return row["member"] == 2 and row["step"] == 6
+
+    batched = fit_batched(
+        _members(), train, lr=lrs, steps=15, batch_size=8, callback=stop, first_layer="dual"
+    )
+    assert batched.config["first_layer"] == "dual"
+    for m in (0, 1):
+        _same_run(fit(_members()[m], train, lr=lrs[m], steps=15, batch_size=8), batched[m])
+    stopped = fit(_members()[2], train, lr=lrs[2], steps=7, batch_size=8)
+    for key, value in stopped.final_state.items():
+        _close(value, batched[2].final_state[key], f"stopped member {key}")
+
+
 def test_the_dual_form_needs_fused_sgd() -> None:
     train = _data(30, 0, "train")
     with pytest.raises(InitlabError, match="first_layer='dual' needs plain SGD"):
@@ -293,7 +313,7 @@ def test_a_pass_without_rows_reads_the_written_back_weights() -> None:
         _close(want.loss, got.loss, f"loss {step}", 1e-6, 1e-5)
         _close(reference.forward(other, False), stacked.forward(other, False), "outside", 1e-6)
         assert stacked.dual is not None and stacked.dual.valid and not stacked.dual.pending
-    assert stacked.dual.steps == 4  # every step in the dual form, none restarted
+    assert stacked.dual.steps == 4 and stacked.dual.resets == 1  # started once, never left
     for m in range(3):
         for key, value in reference.member_state_dict(m).items():
             _close(value, stacked.member_state_dict(m)[key], key, 1e-6, 1e-5)

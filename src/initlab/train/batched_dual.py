@@ -39,7 +39,9 @@ underflow.
 
 Every tensor here is per member: the ``N`` members' layer-1 units are the ``N * out``
 columns of ``Y`` and ``C^T`` (row-major ``[n, N * out]``: a minibatch's rows are contiguous
-and the update is one product for all members), ``s`` is ``[N]``.
+and the update is one product for all members), ``s`` is ``[N]``. On CUDA the
+``index_add_`` into ``C^T`` adds a row drawn twice in one minibatch in no fixed order
+(float rounding only).
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ class DualFirstLayer:
         self.pending = False  # C != 0 or s != 1: the weights are not up to date
         self.scaled = False  # s != 1 for some member
         self.steps = 0  # updates made in this form (all restarts together)
+        self.resets = 0  # starts from the weights (reset)
 
     @staticmethod
     def elements(rows: int, units: int) -> int:
@@ -103,6 +106,7 @@ class DualFirstLayer:
         """Start from the current weights: ``W_0 = W``, ``C = 0``, ``s = 1`` (pending
         updates are written back first)."""
         self.flush()
+        self.resets += 1
         torch.mm(self.basis, self.weight.t(), out=self.y0)
         self.y.copy_(self.y0)
         self._restart()
