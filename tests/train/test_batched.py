@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from batched_checks import assert_same_run, close
 from torch import Tensor, nn
 
 from initlab.activations import ACTIVATION_NAMES
@@ -29,7 +30,6 @@ from initlab.train.optim import make_optimizer
 from initlab.train.result import TrainResult
 
 WIDTHS = [20, 16, 16, 5]
-ATOL, RTOL = 1e-5, 1e-4
 
 
 def _blobs(n: int = 192, seed: int = 0, name: str = "blobs") -> Dataset:
@@ -51,60 +51,6 @@ def _members(n: int = 3, **kwargs: Any) -> list[nn.Module]:
                 nn.init.uniform_(module.bias, -0.5, 0.5)
         models.append(model)
     return models
-
-
-def _close(a: Any, b: Any, what: str, scale: float = 1.0) -> None:
-    """``b == a`` within float32 tolerance; ``scale``: the size of the numbers ``a`` was
-    computed from (a mean of entries of size 1e3 is only good to about 1e3 * 1e-7)."""
-    if isinstance(a, float) and not math.isfinite(a):
-        assert not math.isfinite(b), what
-        return
-    torch.testing.assert_close(
-        torch.as_tensor(b, dtype=torch.float64),
-        torch.as_tensor(a, dtype=torch.float64),
-        atol=ATOL * scale,
-        rtol=RTOL,
-        msg=lambda m: f"{what}: {m}",
-    )
-
-
-def _assert_same_run(single: TrainResult, member: TrainResult, probes: bool = False) -> None:
-    """History, status and final state of a batched member equal those of ``fit``."""
-    assert (member.status, member.steps_done, member.diverged_at) == (
-        single.status,
-        single.steps_done,
-        single.diverged_at,
-    )
-    assert [sorted(r) for r in member.history] == [sorted(r) for r in single.history]
-    for row_s, row_m in zip(single.history, member.history, strict=True):
-        for key, value in row_s.items():
-            _close(value, row_m[key], f"history step {row_s['step']} {key}")
-    assert member.final_state.keys() == single.final_state.keys()
-    for key, value in single.final_state.items():
-        _close(value, member.final_state[key], f"final_state {key}")
-    if probes:
-        _assert_same_records(single.probe_records, member.probe_records, member.member)
-
-
-def _assert_same_records(expected: list[dict], got: list[dict], member: int | None) -> None:
-    assert len(got) == len(expected) > 0
-    for r_s, r_m in zip(expected, got, strict=True):
-        where = f"probe {r_s['step']} {r_s['layer']} {r_s['kind']}"
-        assert (r_m["step"], r_m["layer"], r_m["kind"]) == (r_s["step"], r_s["layer"], r_s["kind"])
-        assert r_m["member"] == member
-        assert r_m["stats"].keys() == r_s["stats"].keys()
-        stats = r_s["stats"]
-        scale = max(1.0, *(abs(stats.get(k, 0.0)) for k in ("min", "max", "norm")))
-        for key, value in stats.items():
-            _close(value, r_m["stats"][key], f"{where} {key}", scale)
-        if r_s["histogram"] is None:
-            assert r_m["histogram"] is None
-            continue
-        _close(r_s["histogram"]["edges"], r_m["histogram"]["edges"], f"{where} edges")
-        counts_s, counts_m = r_s["histogram"]["counts"], r_m["histogram"]["counts"]
-        assert sum(counts_s) == sum(counts_m)
-        # a value within rounding of a bin edge may land in the neighbouring bin
-        assert sum(abs(a - b) for a, b in zip(counts_s, counts_m, strict=True)) <= 2
 
 
 def _fit_each(
@@ -130,7 +76,7 @@ def _compare(models: list[nn.Module], data: Dataset, per: dict[str, list[Any]], 
     batched = fit_batched(models, data, **per, **shared)
     singles = _fit_each(reference, data, per, **shared)
     for single, member in zip(singles, batched, strict=True):
-        _assert_same_run(single, member, probes=shared.get("probe") is not None)
+        assert_same_run(single, member, probes=shared.get("probe") is not None)
     return batched, singles
 
 
@@ -262,7 +208,7 @@ def test_diverging_member_is_frozen_and_others_unaffected() -> None:
     )
     for alone, member in zip(without, [batched[0], batched[2]], strict=True):
         assert alone.status == member.status == "done"
-        _assert_same_run(alone, member)
+        assert_same_run(alone, member)
 
 
 def test_diverged_member_params_do_not_change_after_divergence() -> None:
@@ -293,7 +239,7 @@ def test_hand_written_backward_equals_autograd(activation: str, batchnorm: bool)
         out = model(data.x)
         expected = F.cross_entropy(out, data.y)
         expected.backward()
-        _close(float(expected.detach()), float(loss[n]), f"{activation} loss")
+        close(float(expected.detach()), float(loss[n]), f"{activation} loss")
         torch.testing.assert_close(logits[n].t(), out.detach(), atol=1e-5, rtol=1e-5)
         for (name, p), grad in zip(model.named_parameters(), stacked.grads, strict=True):
             torch.testing.assert_close(grad[n], p.grad, atol=1e-6, rtol=1e-4, msg=name)
@@ -417,7 +363,7 @@ def test_stopped_member_batchnorm_statistics_equal_fits() -> None:
     single = fit(reference, data, steps=6, batch_size=32, callback=lambda row: row["step"] >= 2)
     assert batched[0].steps_done == single.steps_done == 3
     for key in ("norm1.running_mean", "norm1.running_var", "norm1.num_batches_tracked"):
-        _close(single.final_state[key], batched[0].final_state[key], key)
+        close(single.final_state[key], batched[0].final_state[key], key)
 
 
 def test_fixed_set_gradient_records_of_a_diverging_step_are_kept() -> None:
@@ -445,7 +391,7 @@ def test_member_dropout_when_the_shared_spec_has_none() -> None:
     batched = fit_batched(models, data, dropout=[0.0, 0.4, 0.2], probe_layers=layers, **shared)
     singles = _fit_each(reference[1:], data, {"dropout": [0.4, 0.2]}, probe_layers=layers, **shared)
     for single, member in zip(singles, batched.results[1:], strict=True):
-        _assert_same_run(single, member, probes=True)
+        assert_same_run(single, member, probes=True)
     seen = [{r["layer"] for r in member.probe_records} for member in batched]
     assert seen == [{"linear1", "act1"}, *[{"linear1", "act1", "dropout1", "dropout2"}] * 2]
     rates = [

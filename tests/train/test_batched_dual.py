@@ -9,11 +9,11 @@ order of the same float32 sums), runs of 20 steps to the engine's 1e-5 / 1e-4.
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any
 
 import pytest
 import torch
+from batched_checks import assert_same_run, close
 from torch import Tensor, nn
 
 from initlab.data.dataset import Dataset
@@ -33,7 +33,6 @@ from initlab.train.fit import fit
 from initlab.train.result import TrainResult
 
 WIDTHS = [64, 12, 12, 4]
-ATOL, RTOL = 1e-5, 1e-4
 
 
 def _data(n: int, seed: int, name: str) -> Dataset:
@@ -47,33 +46,6 @@ def _members(n: int = 3) -> list[nn.Module]:
         torch.manual_seed(30 + i)
         models.append(mlp(WIDTHS, "relu"))
     return models
-
-
-def _close(a: Any, b: Any, what: str, atol: float = ATOL, rtol: float = RTOL) -> None:
-    if isinstance(a, float) and not math.isfinite(a):
-        assert not math.isfinite(b), what
-        return
-    torch.testing.assert_close(
-        torch.as_tensor(b, dtype=torch.float64),
-        torch.as_tensor(a, dtype=torch.float64),
-        atol=atol,
-        rtol=rtol,
-        msg=lambda m: f"{what}: {m}",
-    )
-
-
-def _same_run(want: TrainResult, got: TrainResult) -> None:
-    assert (got.status, got.steps_done, got.diverged_at) == (
-        want.status,
-        want.steps_done,
-        want.diverged_at,
-    )
-    assert [sorted(r) for r in got.history] == [sorted(r) for r in want.history]
-    for row_w, row_g in zip(want.history, got.history, strict=True):
-        for key, value in row_w.items():
-            _close(value, row_g[key], f"step {row_w['step']} {key}")
-    for key, value in want.final_state.items():
-        _close(value, got.final_state[key], f"final_state {key}")
 
 
 # ------------------------------------------------------------------------ the form alone
@@ -193,8 +165,8 @@ def test_fit_batched_in_the_dual_form_equals_fit() -> None:
     singles, primal, dual = _runs()
     assert dual.config["first_layer"] == "dual" and primal.config["first_layer"] == "primal"
     for single, a, b in zip(singles, primal, dual, strict=True):
-        _same_run(single, b)
-        _same_run(a, b)
+        assert_same_run(single, b)
+        assert_same_run(a, b)
     losses = [v for _, v in dual[0].metric("train_loss")]
     assert losses[-1] < losses[0]
 
@@ -237,25 +209,30 @@ def test_auto_uses_the_dual_form_on_small_data_only() -> None:
 def test_probes_and_loss_after_the_update_in_the_dual_form(settings: dict[str, Any]) -> None:
     singles, _, dual = _runs(**settings)
     for single, member in zip(singles, dual, strict=True):
-        _same_run(single, member)
+        assert_same_run(single, member)
         if "probe" in settings:
             assert len(member.probe_records) == len(single.probe_records) > 0
+
+
+def _stopping_member_2_at_step_6(train: Dataset, lrs: list[float]) -> Any:
+    """``fit_batched`` in the dual form, 15 steps of 8, its callback stopping member 2 at
+    step 6."""
+
+    def stop(row: dict[str, Any]) -> bool:
+        return row["member"] == 2 and row["step"] == 6
+
+    return fit_batched(
+        _members(), train, lr=lrs, steps=15, batch_size=8, callback=stop, first_layer="dual"
+    )
 
 
 def test_a_diverging_and_a_stopped_member_in_the_dual_form() -> None:
     """Member 1 diverges (lr 1e12), member 2 is stopped by the callback at step 6; member 0
     goes on as alone, through the optimizer's path once the ensemble is no longer whole."""
-    train = _data(30, 0, "train")
-    lrs = [0.1, 1e12, 0.2]
-
-    def stop(row: dict[str, Any]) -> bool:
-        return row["member"] == 2 and row["step"] == 6
-
-    batched = fit_batched(
-        _members(), train, lr=lrs, steps=15, batch_size=8, callback=stop, first_layer="dual"
-    )
+    train, lrs = _data(30, 0, "train"), [0.1, 1e12, 0.2]
+    batched = _stopping_member_2_at_step_6(train, lrs)
     single = fit(_members()[0], train, lr=lrs[0], steps=15, batch_size=8)
-    _same_run(single, batched[0])
+    assert_same_run(single, batched[0])
     assert batched.config["first_layer"] == "dual"  # until member 1 diverged
     assert batched.statuses == ["done", "diverged", "done"]
     assert batched[2].steps_done == 7
@@ -264,21 +241,14 @@ def test_a_diverging_and_a_stopped_member_in_the_dual_form() -> None:
 def test_a_stopped_member_writes_the_pending_updates_back() -> None:
     """A callback stop (no divergence before it) releases the dual form with updates still
     pending: they reach the weights, and the others go on as alone."""
-    train = _data(30, 0, "train")
-    lrs = [0.1, 0.05, 0.2]
-
-    def stop(row: dict[str, Any]) -> bool:
-        return row["member"] == 2 and row["step"] == 6
-
-    batched = fit_batched(
-        _members(), train, lr=lrs, steps=15, batch_size=8, callback=stop, first_layer="dual"
-    )
+    train, lrs = _data(30, 0, "train"), [0.1, 0.05, 0.2]
+    batched = _stopping_member_2_at_step_6(train, lrs)
     assert batched.config["first_layer"] == "dual"
     for m in (0, 1):
-        _same_run(fit(_members()[m], train, lr=lrs[m], steps=15, batch_size=8), batched[m])
+        assert_same_run(fit(_members()[m], train, lr=lrs[m], steps=15, batch_size=8), batched[m])
     stopped = fit(_members()[2], train, lr=lrs[2], steps=7, batch_size=8)
     for key, value in stopped.final_state.items():
-        _close(value, batched[2].final_state[key], f"stopped member {key}")
+        close(value, batched[2].final_state[key], f"stopped member {key}")
 
 
 def test_the_dual_form_needs_fused_sgd() -> None:
@@ -310,13 +280,13 @@ def test_a_pass_without_rows_reads_the_written_back_weights() -> None:
         rows = torch.arange(step * 6, step * 6 + 8)
         got = stacked.train_step(train.x[rows], train.y[rows], None, lr, decay, rows=rows)
         want = reference.train_step(train.x[rows], train.y[rows], None, lr, decay)
-        _close(want.loss, got.loss, f"loss {step}", 1e-6, 1e-5)
-        _close(reference.forward(other, False), stacked.forward(other, False), "outside", 1e-6)
+        close(want.loss, got.loss, f"loss {step}", atol=1e-6, rtol=1e-5)
+        close(reference.forward(other, False), stacked.forward(other, False), "outside", atol=1e-6)
         assert stacked.dual is not None and stacked.dual.valid and not stacked.dual.pending
     assert stacked.dual.steps == 4 and stacked.dual.resets == 1  # started once, never left
     for m in range(3):
         for key, value in reference.member_state_dict(m).items():
-            _close(value, stacked.member_state_dict(m)[key], key, 1e-6, 1e-5)
+            close(value, stacked.member_state_dict(m)[key], key, atol=1e-6, rtol=1e-5)
 
 
 def test_a_basis_of_another_width_is_one_line() -> None:
