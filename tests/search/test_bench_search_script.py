@@ -41,6 +41,7 @@ def test_batched_and_one_by_one_agree_and_the_script_prints_its_lines(
     assert "the study alone (search, no training)" in out
     assert "whole C1 experiment" in out and "4 trials x 1 epochs on synthetic data" in out
     assert "arithmetic floor:" in out and "target: >= 4x:" in out
+    assert "at the rate of torch.bmm on the hidden layers' 4 per-member blocks" in out
 
 
 def test_the_floor_counts_c1s_training_and_evaluation_products() -> None:
@@ -76,3 +77,21 @@ def test_the_dual_floor_replaces_layer_1s_products() -> None:
     expected = bench.trial_flops(task, 100) + 100 * (dual_first - primal_first) + 2 * 500**2 * 784
     assert bench.trial_flops(task, 100, dual=True) == pytest.approx(expected, rel=1e-12)
     assert expected == pytest.approx(1.09e12, rel=0.01)
+
+
+def test_the_later_layers_share_is_the_floor_without_layer_1s_products() -> None:
+    """Layers 2-7 of 784-100x6-10 (5 * 100 * 100 + 100 * 10 = 51,000 multiply-adds per
+    image): 6 * 100 * 51000 FLOPs a step and 2 * 51000 per evaluated image; with layer 1's
+    forward and weight-gradient products (4 * 100 * 78400 a step, 2 * 78400 an image) they
+    make up the whole primal floor."""
+    from initlab.data.dataset import Dataset
+    from initlab.search.task import SearchTask
+
+    bench = _load()
+    train = Dataset(torch.zeros(400, 784), torch.arange(400) % 10, "t")
+    valid = Dataset(torch.zeros(100, 784), torch.arange(100) % 10, "v")
+    task = SearchTask(train=train, valid=valid, epochs=50, batch_size=100)
+    later = 100 * (200 * 6 * 100 * 51000 + 51 * 500 * 2 * 51000)
+    assert bench.later_layer_flops(task, 100) == pytest.approx(later, rel=1e-12)
+    first = 100 * (200 * 4 * 100 * 78400 + 51 * 500 * 2 * 78400)
+    assert later + first == pytest.approx(bench.trial_flops(task, 100), rel=1e-12)
