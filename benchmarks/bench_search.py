@@ -43,14 +43,17 @@ that computes what ``fit`` computes could reach on this machine (every product a
 peak and nothing else); the batched times over their floors say how far the engine is
 from that.
 
-A second floor prices each product at the rate the batched engine can get for it: layers 2
-to 7 are 100 small products per step, one per member (``[100, 100] @ [100, B]``), whose
-batched GEMM (``torch.bmm``, MKL's batch kernel) runs well below the peak of one large
-product on this machine; so those layers' FLOPs are divided by the rate of ``bmm`` on
-exactly those blocks, measured in the same run (the faster of the training and the
-evaluation batch), and layer 1's (one large product a step in the dual form) by the peak.
-The one-by-one time over that floor is the largest ratio the engine could reach with no
-element-wise work and every product at those rates.
+A second floor prices each product at the rate the batched engine gets for it alone. Each
+product of layers 2 and up is one small block per member (``[100, 100] @ [100, B]`` for
+the hidden layers), batched in one ``bmm`` (MKL's batch kernel), which runs below the peak
+of one large product. So those layers' forward, input-gradient, update and evaluation
+FLOPs are divided by the rates of the engine's own calls for them
+(:mod:`initlab.train.batched_layout`, in the layout it picks for C1) on blocks of the hidden
+layers' shape, measured in the same run; the output layer's (2% of them) are priced at the
+same rates. Layer 1's products (one large one a step in the dual form) are priced at the
+peak. The operands stay in cache and each rate is the best of five, so this floor is a
+lower bound. The one-by-one time over it is the largest ratio the engine could reach with
+no element-wise work.
 
 With ``--overhead`` the study's own cost is timed alone: ``run_search`` on C1's job (same
 storage, sampler, batch, epochs and per-epoch reporter calls) with a task that trains
@@ -86,8 +89,15 @@ from initlab.experiments.search.common import BOOK_SPACE, build_task, search_job
 from initlab.experiments.search.random_search import RandomSearchConfig
 from initlab.search.driver import run_search, study_trials, worker_threads
 from initlab.search.task import TrialOutcome, TrialPlan
+from initlab.train import batched_layout
 
 ONE_IMAGE = 0.01  # one validation image of 100 (C1's 20% of 500)
+PRODUCT_NAMES = {
+    "forward": "forward",
+    "input_grad": "input gradient",
+    "update": "update",
+    "evaluation": "evaluation",
+}
 
 
 def c1_spec(trials: int, epochs: int, synthetic: bool) -> dict[str, Any]:
@@ -107,7 +117,7 @@ def measure(
     spec = c1_spec(trials, epochs, synthetic)
     job = search_job(spec, 0, str(workdir / "runs.db"), study="bench")
     task = build_task(**job.task_args)
-    peak, blocks = gemm_peak(), block_rate(task, trials)
+    peak, rates = gemm_peak(), block_rates(task, trials)
     # 1. the search, batched, with its study
     start, cpu = time.perf_counter(), time.process_time()
     study, _ = run_search(job, threads=threads)
@@ -153,7 +163,7 @@ def measure(
         "dual_flops": trial_flops(task, len(plans), dual=True),
         "later_flops": later_layer_flops(task, len(plans)),
         "peak": max(peak, gemm_peak()),
-        "block_rate": max(blocks, block_rate(task, trials)),
+        "block_rates": {k: max(v, rates[k]) for k, v in block_rates(task, trials).items()},
     }
 
 
@@ -204,29 +214,50 @@ def trial_flops(task: Any, trials: int, dual: bool = False) -> float:
     return training_flops(widths, **shape)
 
 
-def later_layer_flops(task: Any, trials: int) -> float:
-    """The share of :func:`trial_flops` in layers 2 and up (the same in both forms): per
-    step their forward, input-gradient and weight-gradient products, ``6 B sum_{l>1} n_in
-    n_out``, and per evaluated image their forward, ``2 sum_{l>1} n_in n_out``."""
+def later_layer_flops(task: Any, trials: int) -> dict[str, float]:
+    """The share of :func:`trial_flops` in layers 2 and up (the same in both forms), per
+    product: each step's forward, input-gradient and weight-gradient (update) products,
+    ``2 B sum_{l>1} n_in n_out`` each, and the evaluation's forward products, ``2 sum_{l>1}
+    n_in n_out`` per evaluated image."""
     widths = (task.train.x.shape[1], *task.hidden, task.train.num_classes)
     macs = affine_macs(widths[1:])
     steps = task.epochs * task.per_epoch
     examples = (task.epochs + 1) * (len(task.train) + len(task.valid))
-    return trials * (steps * task.batch_size * 6.0 * macs + examples * 2.0 * macs)
+    step = trials * steps * 2.0 * task.batch_size * macs
+    return {
+        "forward": step,
+        "input_grad": step,
+        "update": step,
+        "evaluation": trials * examples * 2.0 * macs,
+    }
 
 
-def block_rate(task: Any, members: int, repeats: int = 5) -> float:
-    """GFLOP/s of ``torch.bmm`` on the products of C1's hidden layers: ``members`` blocks of
-    ``[width, width] @ [width, B]``, the faster of the training batch and the evaluation of
-    the training images (best of ``repeats``)."""
-    width = task.hidden[0]
-    rates = []
-    for batch in (task.batch_size, len(task.train)):
-        w, h = torch.randn(members, width, width), torch.randn(members, width, batch)
-        out = torch.empty(members, width, batch)
-        seconds = best_seconds(lambda w=w, h=h, out=out: torch.bmm(w, h, out=out), repeats)
-        rates.append(2.0 * members * width * width * batch / seconds / 1e9)
-    return max(rates)
+def block_rates(task: Any, members: int, repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of the engine's products of layers 2 and up, each alone (best of ``repeats``)
+    on ``members`` blocks of the hidden layers' shape, in the layout the engine picks for
+    the training batch: the forward ``Z = W @ H + b``, the input gradient ``W^T @ dZ`` and the
+    fused update ``W += alpha dZ @ H^T`` at the training batch, and the forward at the
+    evaluation of the training images (keys as :func:`later_layer_flops`)."""
+    width, batch = task.hidden[0], task.batch_size
+    widths = (task.train.x.shape[1], *task.hidden, task.train.num_classes)
+    layout = batched_layout.choose_layout(batch, members, widths)
+
+    def blocks(columns: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        w = torch.randn(members, width, width)
+        return w, torch.randn(members, width, columns), torch.empty(members, width, columns)
+
+    w, h, z = blocks(batch)
+    b, gz, gh = torch.randn(members, width, 1), torch.randn_like(z), torch.empty_like(h)
+    _, h_eval, z_eval = blocks(len(task.train))
+    calls = {
+        "forward": lambda: batched_layout.affine_forward(layout, w, b, h, z),
+        "input_grad": lambda: batched_layout.input_grad(layout, w, gz, gh),
+        "update": lambda: batched_layout.fused_update(layout, w, gz, h.transpose(1, 2), -1e-9),
+        "evaluation": lambda: batched_layout.affine_forward(layout, w, b, h_eval, z_eval),
+    }
+    flops = {k: 2.0 * members * width * width * batch for k in calls}
+    flops["evaluation"] *= len(task.train) / batch
+    return {k: flops[k] / best_seconds(call, repeats) / 1e9 for k, call in calls.items()}
 
 
 class NoTraining:
@@ -365,15 +396,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{floor / row['primal_s']:.0%}); the largest ratio any engine computing fit's "
         f"products could reach here: {row['loop_s'] / floor:.1f}x"
     )
-    rate = row["block_rate"] * 1e9
-    block_floor = row["later_flops"] / rate + (row["dual_flops"] - row["later_flops"]) / peak
+    later, rates = row["later_flops"], row["block_rates"]
+    block_floor = (row["dual_flops"] - sum(later.values())) / peak
+    block_floor += sum(later[k] / (rates[k] * 1e9) for k in later)
+    shown = ", ".join(f"{name} {rates[key]:.0f}" for key, name in PRODUCT_NAMES.items())
     print(
-        f"  at the rate of torch.bmm on the hidden layers' {row['trials']} per-member blocks "
-        f"({row['block_rate']:.0f} GFLOP/s, {row['block_rate'] / row['peak']:.0%} of the peak; "
-        f"layer 1 at the peak): {block_floor:.1f} s for the dual form, the batched training "
-        f"at {block_floor / row['batched_s']:.0%} of it; the largest ratio the batched "
-        f"engine could reach here with no element-wise work: "
-        f"{row['loop_s'] / block_floor:.1f}x"
+        f"  at the rates of the engine's products of layers 2 and up on {row['trials']} "
+        f"members' blocks, each alone ({shown} GFLOP/s; layer 1 at the peak; a lower "
+        f"bound): {block_floor:.1f} s for the dual form, the batched training at "
+        f"{block_floor / row['batched_s']:.0%} of it; the largest ratio the batched engine "
+        f"could reach here with no element-wise work: {row['loop_s'] / block_floor:.1f}x"
     )
     print(f"  target: >= 4x: {row['ratio'] >= 4.0} ({row['ratio']:.2f}x)")
     if total is not None:
