@@ -83,9 +83,9 @@ def test_the_dual_floor_replaces_layer_1s_products() -> None:
 def test_the_later_layers_share_is_the_floor_without_layer_1s_products() -> None:
     """Layers 2-7 of 784-100x6-10 (5 * 100 * 100 + 100 * 10 = 51,000 multiply-adds per
     image): 2 * 100 * 51000 FLOPs a step for each of the forward, input-gradient and update
-    products, and 2 * 51000 per evaluated image; with layer 1's
-    forward and weight-gradient products (4 * 100 * 78400 a step, 2 * 78400 an image) they
-    make up the whole primal floor."""
+    products, and 2 * 51000 per evaluated image; with layer 1's forward and weight-gradient
+    products (4 * 100 * 78400 a step, 2 * 78400 an image) they make up the whole primal
+    floor."""
     bench, task = _load(), _c1_task()
     step, evaluation = 100 * 200 * 2 * 100 * 51000, 100 * 51 * 500 * 2 * 51000
     later = bench.later_layer_flops(task, 100)
