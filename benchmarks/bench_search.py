@@ -201,7 +201,7 @@ def trial_flops(task: Any, trials: int, dual: bool = False) -> float:
     """Matrix-product FLOPs of ``trials`` trials of ``task``: its training steps, and one
     evaluation of the training and validation images at step 0 and after every epoch (with
     ``dual``, layer 1 in the dual form over those images)."""
-    widths = (task.train.x.shape[1], *task.hidden, task.train.num_classes)
+    widths = task.spec_of({}).widths  # the searched space (lr, weight decay) keeps it
     examples = len(task.train) + len(task.valid)
     shape = {
         "members": trials,
@@ -219,7 +219,7 @@ def later_layer_flops(task: Any, trials: int) -> dict[str, float]:
     product: each step's forward, input-gradient and weight-gradient (update) products,
     ``2 B sum_{l>1} n_in n_out`` each, and the evaluation's forward products, ``2 sum_{l>1}
     n_in n_out`` per evaluated image."""
-    widths = (task.train.x.shape[1], *task.hidden, task.train.num_classes)
+    widths = task.spec_of({}).widths
     macs = affine_macs(widths[1:])
     steps = task.epochs * task.per_epoch
     examples = (task.epochs + 1) * (len(task.train) + len(task.valid))
@@ -239,7 +239,7 @@ def block_rates(task: Any, members: int, repeats: int = 5) -> dict[str, float]:
     fused update ``W += alpha dZ @ H^T`` at the training batch, and the forward at the
     evaluation of the training images (keys as :func:`later_layer_flops`)."""
     width, batch = task.hidden[0], task.batch_size
-    widths = (task.train.x.shape[1], *task.hidden, task.train.num_classes)
+    widths = task.spec_of({}).widths
     layout = batched_layout.choose_layout(batch, members, widths)
 
     def blocks(columns: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
